@@ -1,0 +1,68 @@
+/* SASL for client streams, on GNU SASL: SCRAM-SHA-1/-256 (+ -PLUS with tls-exporter or
+ * tls-server-end-point channel binding) and PLAIN, all checked against stored SCRAM keys. */
+#ifndef MP_AUTH_SASL_H
+#define MP_AUTH_SASL_H
+
+#include <stddef.h>
+
+struct mp_config;
+struct mp_store;
+
+typedef struct mp_sasl mp_sasl;                 /* one per process (wraps Gsasl *) */
+typedef struct mp_sasl_session mp_sasl_session; /* one per authentication exchange */
+
+enum mp_sasl_result { MP_SASL_CONTINUE = 0, MP_SASL_SUCCESS = 1, MP_SASL_FAILURE = 2 };
+
+/* RFC 6120 §6.5 failure conditions. */
+enum mp_sasl_failure {
+    MP_SASL_F_NONE = 0,
+    MP_SASL_F_ABORTED,
+    MP_SASL_F_ACCOUNT_DISABLED,
+    MP_SASL_F_CREDENTIALS_EXPIRED,
+    MP_SASL_F_ENCRYPTION_REQUIRED,
+    MP_SASL_F_INCORRECT_ENCODING,
+    MP_SASL_F_INVALID_AUTHZID,
+    MP_SASL_F_INVALID_MECHANISM,
+    MP_SASL_F_MALFORMED_REQUEST,
+    MP_SASL_F_MECHANISM_TOO_WEAK,
+    MP_SASL_F_NOT_AUTHORIZED,
+    MP_SASL_F_TEMPORARY_AUTH_FAILURE,
+};
+const char *mp_sasl_failure_name(int failure); /* "not-authorized", ... */
+
+/* What the transport knows; the buffers are copied by mp_sasl_start. */
+typedef struct mp_sasl_channel {
+    int tls; /* stream is encrypted */
+    const unsigned char *exporter; /* tls-exporter (RFC 9266), NULL when unavailable */
+    size_t exporter_len;
+    const unsigned char *endpoint; /* tls-server-end-point (RFC 5929), NULL when unavailable */
+    size_t endpoint_len;
+} mp_sasl_channel;
+
+int mp_sasl_new(struct mp_store *st, const struct mp_config *cfg, mp_sasl **out);
+void mp_sasl_free(mp_sasl *s);
+
+/* The <mechanism>NAME</mechanism> elements to offer on this channel, written into buf
+ * (NUL-terminated). PLAIN only over TLS unless tls_required is off; -PLUS only with channel
+ * binding data. Returns length or MP_ELIMIT. */
+int mp_sasl_mechanisms_xml(mp_sasl *s, const mp_sasl_channel *ch, char *buf, size_t cap);
+
+/* Start an exchange for mechanism mech on domain. Returns 0, or MP_EINVAL when the mechanism
+ * is unknown or not offered on this channel (-> <invalid-mechanism/>). */
+int mp_sasl_start(mp_sasl *s, const char *mech, const char *domain, const mp_sasl_channel *ch,
+                  mp_sasl_session **out);
+
+/* One step. in_b64 is the element's base64 text ("=" or "" for empty). On CONTINUE *out_b64 is
+ * the challenge; on SUCCESS the additional data (may be NULL); both malloc'd, caller frees.
+ * On FAILURE *failure is set. Unknown users fail exactly like wrong passwords. */
+int mp_sasl_step(mp_sasl_session *ss, const char *in_b64, size_t in_len, char **out_b64,
+                 int *failure);
+
+/* After SUCCESS: the authenticated, nodeprep'd local part; NULL before. */
+const char *mp_sasl_username(const mp_sasl_session *ss);
+/* The name of the mechanism in use ("SCRAM-SHA-256-PLUS", ...). */
+const char *mp_sasl_mechanism(const mp_sasl_session *ss);
+
+void mp_sasl_session_free(mp_sasl_session *ss);
+
+#endif

@@ -1,0 +1,95 @@
+/* Configuration: one YAML file, every key documented in docs/configuration.md.
+ * mp_config_defaults() gives the embedded defaults; mp_config_load() overlays a file.
+ * Unknown keys and bad values are errors reported as "file:line:col: message". */
+#ifndef MP_BASE_CONFIG_H
+#define MP_BASE_CONFIG_H
+
+#include <stddef.h>
+
+enum mp_sasl_mech_bit {
+    MP_MECH_PLAIN = 1 << 0,
+    MP_MECH_SCRAM_SHA_1 = 1 << 1,
+    MP_MECH_SCRAM_SHA_1_PLUS = 1 << 2,
+    MP_MECH_SCRAM_SHA_256 = 1 << 3,
+    MP_MECH_SCRAM_SHA_256_PLUS = 1 << 4,
+};
+
+enum mp_conflict_policy { MP_CONFLICT_REPLACE = 0, MP_CONFLICT_REFUSE = 1 };
+
+typedef struct mp_config {
+    char *path; /* file it was loaded from, NULL for embedded defaults */
+
+    /* hosts: domains this server serves. Default ["localhost"]. */
+    char **hosts;
+    size_t nhosts;
+
+    char *data_dir; /* data_dir: default "var" (relative to the working directory) */
+
+    /* log: */
+    int log_level;  /* log.level: error|warn|info|debug, default info */
+    int log_syslog; /* log.syslog: bool, default false */
+
+    /* c2s: */
+    char *c2s_address;             /* c2s.address: default "0.0.0.0" */
+    int c2s_port;                  /* c2s.port: default 5222, 0 disables */
+    int c2s_direct_tls_port;       /* c2s.direct_tls_port: default 5223, 0 disables */
+    int tls_required;              /* c2s.tls_required: default true */
+    size_t max_stanza_size;        /* c2s.max_stanza_size: default 262144 (floor 10000) */
+    size_t preauth_max_stanza_size; /* c2s.preauth_max_stanza_size: default 8192 */
+    int preauth_max_elements;      /* c2s.preauth_max_elements: default 32 */
+    int max_depth;                 /* c2s.max_depth: default 64 */
+    int unauthenticated_timeout;   /* c2s.unauthenticated_timeout: seconds, default 60 */
+    int conflict_policy;           /* c2s.resource_conflict: replace|refuse, default replace */
+    int max_sessions_per_user;     /* c2s.max_sessions_per_user: default 10 */
+    size_t max_output_buffer;      /* c2s.max_output_buffer: bytes queued to a slow reader, default 1 MiB */
+
+    /* http: */
+    int http_port; /* http.port: default 5280, used by the web transports */
+
+    /* tls: */
+    char *tls_certificate; /* tls.certificate: default "<data_dir>/magpie.crt", generated if missing */
+    char *tls_key;         /* tls.key: default "<data_dir>/magpie.key", generated if missing */
+
+    /* sasl: */
+    unsigned sasl_mechanisms;   /* sasl.mechanisms: list, default all five */
+    unsigned scram_iterations;  /* sasl.scram_iterations: default 4096, min 4096 */
+    int auth_failure_delay_ms;  /* sasl.failure_delay_ms: base delay per recent failure, default 500 */
+    int auth_max_failures;      /* sasl.max_failures: per IP and per account within the window, default 10 */
+    int auth_failure_window;    /* sasl.failure_window: seconds, default 300 */
+
+    /* storage: */
+    char *storage_backend; /* storage.backend: "sqlite" */
+    char *sqlite_path;     /* storage.sqlite_path: default "<data_dir>/magpie.db" */
+
+    /* admin: */
+    char *admin_socket; /* admin.socket: default "<data_dir>/magpied.sock" */
+
+    /* core: */
+    int mux_threads; /* core.mux_threads: default 1 */
+
+    /* modules: list of module names to load, default ["ping", "disco", "version"] */
+    char **modules;
+    size_t nmodules;
+} mp_config;
+
+/* Fill *cfg with the embedded defaults. Returns 0 or MP_ENOMEM. */
+int mp_config_defaults(mp_config *cfg);
+
+/* Load path over the defaults. On failure returns MP_EINVAL and writes
+ * "path:line:col: message" into err (errlen bytes); *cfg is left freed/zeroed. */
+int mp_config_load(const char *path, mp_config *cfg, char *err, size_t errlen);
+
+/* Write a commented default configuration to path (used on first start).
+ * Fails with MP_EEXIST if the file exists. */
+int mp_config_write_default(const char *path);
+
+void mp_config_free(mp_config *cfg);
+
+/* Nonzero when domain (already prepared, lower case) is one of cfg->hosts. */
+int mp_config_is_host(const mp_config *cfg, const char *domain, size_t len);
+
+/* Name <-> bit for SASL mechanisms; 0 / NULL when unknown. */
+unsigned mp_config_mech_bit(const char *name);
+const char *mp_config_mech_name(unsigned bit);
+
+#endif

@@ -1,0 +1,49 @@
+/* The core thread: router, session manager, modules. Everything here runs on the core loop
+ * and must never block on the network. Other units (admin socket) use only this API. */
+#ifndef MP_ROUTER_CORE_H
+#define MP_ROUTER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct mp_config;
+struct mp_store;
+
+typedef struct mp_core mp_core;
+
+typedef struct mp_core_session_info {
+    const char *full_jid; /* bound full JID, or "" before bind */
+    const char *ip;       /* peer address */
+    int tls;              /* 1 when encrypted */
+    int64_t since;        /* unix seconds when the stream opened */
+    int priority;         /* presence priority, 0 if none sent */
+    int available;        /* sent available presence */
+} mp_core_session_info;
+
+typedef struct mp_core_stats {
+    uint64_t uptime_s;
+    uint64_t connections; /* open client streams */
+    uint64_t sessions;    /* bound resources */
+    uint64_t stanzas_in;  /* top-level elements received from clients */
+    uint64_t stanzas_routed;
+    uint64_t auth_ok, auth_failed;
+} mp_core_stats;
+
+typedef int (*mp_core_session_cb)(const mp_core_session_info *info, void *ud);
+
+uv_loop_t *mp_core_loop(mp_core *core);
+const struct mp_config *mp_core_config(mp_core *core);
+struct mp_store *mp_core_store(mp_core *core);
+
+/* Calls cb for each bound session (all of them when jid is NULL; a bare JID matches all its
+ * resources; a full JID one). Stops when cb returns nonzero. */
+void mp_core_sessions_foreach(mp_core *core, const char *jid, mp_core_session_cb cb, void *ud);
+
+/* Close the sessions jid matches with a <policy-violation/> stream error and the text given.
+ * Returns how many were closed. */
+int mp_core_kick(mp_core *core, const char *jid, const char *text);
+
+void mp_core_stats_get(mp_core *core, mp_core_stats *out);
+
+#endif
