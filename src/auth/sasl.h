@@ -44,7 +44,9 @@ void mp_sasl_free(mp_sasl *s);
 
 /* The <mechanism>NAME</mechanism> elements to offer on this channel, written into buf
  * (NUL-terminated). PLAIN only over TLS unless tls_required is off; -PLUS only with channel
- * binding data. Returns length or MP_ELIMIT. */
+ * binding data. Returns length or MP_ELIMIT.
+ * GNU SASL 2.2 knows only tls-exporter (and tls-unique) for SCRAM: -PLUS is offered only when
+ * tls-exporter data is present (TLS 1.3); tls-server-end-point data is carried but unused. */
 int mp_sasl_mechanisms_xml(mp_sasl *s, const mp_sasl_channel *ch, char *buf, size_t cap);
 
 /* Start an exchange for mechanism mech on domain. Returns 0, or MP_EINVAL when the mechanism
@@ -60,6 +62,9 @@ int mp_sasl_step(mp_sasl_session *ss, const char *in_b64, size_t in_len, char **
 
 /* After SUCCESS: the authenticated, nodeprep'd local part; NULL before. */
 const char *mp_sasl_username(const mp_sasl_session *ss);
+/* The nodeprep'd local part the client named (known after its first message, also when the
+ * exchange failed: failed logins are throttled per account). NULL before. */
+const char *mp_sasl_attempted_user(const mp_sasl_session *ss);
 /* The name of the mechanism in use ("SCRAM-SHA-256-PLUS", ...). */
 const char *mp_sasl_mechanism(const mp_sasl_session *ss);
 

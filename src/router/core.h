@@ -46,4 +46,17 @@ int mp_core_kick(mp_core *core, const char *jid, const char *text);
 
 void mp_core_stats_get(mp_core *core, mp_core_stats *out);
 
+
+
+/* Lifecycle, used by magpied's main(). The links must outlive the core. */
+struct mp_link;
+int mp_core_new(uv_loop_t *loop, const struct mp_config *cfg, struct mp_store *st,
+                struct mp_link *links, int nlinks, mp_core **out);
+uv_async_t *mp_core_wake_handle(mp_core *core, int link);
+/* Take a reloaded configuration (limits and log level; listeners and storage stay). */
+void mp_core_set_config(mp_core *core, const struct mp_config *cfg);
+/* Stop handling frames; free everything once the mux threads have stopped. */
+void mp_core_stop(mp_core *core);
+void mp_core_free(mp_core *core);
+
 #endif

@@ -38,6 +38,11 @@ size_t mp_tls_output_pending(mp_tls_conn *c);
 int mp_tls_handshake_done(const mp_tls_conn *c);
 /* Negotiated protocol version string ("TLSv1.3") and ALPN (may be NULL). */
 const char *mp_tls_version(const mp_tls_conn *c);
+const char *mp_tls_alpn(const mp_tls_conn *c); /* "xmpp-client" or NULL */
+
+/* Queue our close_notify (take it with mp_tls_take_output). 0, MP_AGAIN before the handshake
+ * finished, or MP_EIO. */
+int mp_tls_shutdown(mp_tls_conn *c);
 
 /* Channel binding data after the handshake. type "tls-exporter" (RFC 9266: 32 bytes, label
  * "EXPORTER-Channel-Binding", TLS 1.3 only) or "tls-server-end-point" (RFC 5929). Returns the

@@ -1,0 +1,14 @@
+# CMake generated Testfile for 
+# Source directory: /work/main/tests/integration
+# Build directory: /work/main/build-admin/tests/integration
+# 
+# This file includes the relevant testing commands required for 
+# testing this directory and lists subdirectories to be tested as well.
+add_test([=[integration.test_bind]=] "/usr/bin/python3" "-m" "pytest" "-q" "-x" "-p" "no:cacheprovider" "/work/main/tests/integration/test_bind.py")
+set_tests_properties([=[integration.test_bind]=] PROPERTIES  ENVIRONMENT "MAGPIED=/work/main/build-admin/magpied;MAGPIECTL=/work/main/build-admin/magpiectl;SASL_CLIENT=/work/main/build-admin/tests/integration/sasl_client;STROPHE_ECHO=/work/main/build-admin/tests/integration/strophe_echo;PYTHONDONTWRITEBYTECODE=1" TIMEOUT "300" WORKING_DIRECTORY "/work/main/tests/integration" _BACKTRACE_TRIPLES "/work/main/tests/integration/CMakeLists.txt;18;add_test;/work/main/tests/integration/CMakeLists.txt;0;")
+add_test([=[integration.test_login]=] "/usr/bin/python3" "-m" "pytest" "-q" "-x" "-p" "no:cacheprovider" "/work/main/tests/integration/test_login.py")
+set_tests_properties([=[integration.test_login]=] PROPERTIES  ENVIRONMENT "MAGPIED=/work/main/build-admin/magpied;MAGPIECTL=/work/main/build-admin/magpiectl;SASL_CLIENT=/work/main/build-admin/tests/integration/sasl_client;STROPHE_ECHO=/work/main/build-admin/tests/integration/strophe_echo;PYTHONDONTWRITEBYTECODE=1" TIMEOUT "300" WORKING_DIRECTORY "/work/main/tests/integration" _BACKTRACE_TRIPLES "/work/main/tests/integration/CMakeLists.txt;18;add_test;/work/main/tests/integration/CMakeLists.txt;0;")
+add_test([=[integration.test_message]=] "/usr/bin/python3" "-m" "pytest" "-q" "-x" "-p" "no:cacheprovider" "/work/main/tests/integration/test_message.py")
+set_tests_properties([=[integration.test_message]=] PROPERTIES  ENVIRONMENT "MAGPIED=/work/main/build-admin/magpied;MAGPIECTL=/work/main/build-admin/magpiectl;SASL_CLIENT=/work/main/build-admin/tests/integration/sasl_client;STROPHE_ECHO=/work/main/build-admin/tests/integration/strophe_echo;PYTHONDONTWRITEBYTECODE=1" TIMEOUT "300" WORKING_DIRECTORY "/work/main/tests/integration" _BACKTRACE_TRIPLES "/work/main/tests/integration/CMakeLists.txt;18;add_test;/work/main/tests/integration/CMakeLists.txt;0;")
+add_test([=[integration.test_stream_errors]=] "/usr/bin/python3" "-m" "pytest" "-q" "-x" "-p" "no:cacheprovider" "/work/main/tests/integration/test_stream_errors.py")
+set_tests_properties([=[integration.test_stream_errors]=] PROPERTIES  ENVIRONMENT "MAGPIED=/work/main/build-admin/magpied;MAGPIECTL=/work/main/build-admin/magpiectl;SASL_CLIENT=/work/main/build-admin/tests/integration/sasl_client;STROPHE_ECHO=/work/main/build-admin/tests/integration/strophe_echo;PYTHONDONTWRITEBYTECODE=1" TIMEOUT "300" WORKING_DIRECTORY "/work/main/tests/integration" _BACKTRACE_TRIPLES "/work/main/tests/integration/CMakeLists.txt;18;add_test;/work/main/tests/integration/CMakeLists.txt;0;")

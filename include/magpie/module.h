@@ -1,0 +1,76 @@
+/* The one API a Magpie module includes. A module is a table registered at start: its name,
+ * the IQ payloads it serves, the disco features it adds. Handlers run on the core thread,
+ * never block and never take locks. A stanza tree is borrowed for the call only. */
+#ifndef MAGPIE_MODULE_H
+#define MAGPIE_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "xml/tree.h"
+
+#define MP_ABI_1 1
+
+struct mp_core;
+typedef struct mp_module mp_module;
+
+enum mp_iq_type { MP_IQ_GET = 0, MP_IQ_SET = 1 };
+
+/* Who an IQ is addressed to. */
+enum mp_iq_target {
+    MP_TARGET_HOST = 1 << 0,    /* the server itself: to='domain' */
+    MP_TARGET_ACCOUNT = 1 << 1, /* an account: no 'to', or to='user@domain' */
+};
+
+typedef struct mp_iq {
+    struct mp_core *core;
+    mp_module *module;
+    int type;                /* enum mp_iq_type */
+    int target;              /* enum mp_iq_target */
+    const char *from;        /* requester's full JID (as stamped) */
+    const char *to;          /* the prepared JID addressed, "" when no 'to' was given */
+    const char *to_attr;     /* the 'to' attribute as sent (escaped), NULL when absent */
+    const char *id;          /* escaped attribute text */
+    const mp_xnode *stanza;  /* the whole <iq/> */
+    const mp_xnode *payload; /* its first child */
+    mp_arena *arena;         /* freed after the handler returns */
+    uint64_t conn;           /* the requesting stream */
+} mp_iq;
+
+/* Return 0 when the IQ was answered (or will be, asynchronously), MP_ENOTFOUND to let the
+ * core answer <service-unavailable/>. */
+typedef int (*mp_iq_fn)(mp_iq *iq, void *ud);
+
+/* Answer with type='result' and an optional payload (serialized; may be NULL). */
+int mp_iq_result(mp_iq *iq, const mp_xnode *payload);
+/* Answer with an RFC 6120 stanza error: type "cancel"|"modify"|"auth"|"wait", condition
+ * "item-not-found", ... */
+int mp_iq_error(mp_iq *iq, const char *type, const char *condition);
+
+/* Serve IQs of type (MP_IQ_GET/SET) addressed to targets (mask of mp_iq_target) whose payload
+ * is <name xmlns='ns'/>. One handler per (type, target, ns, name). */
+int mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char *name,
+                 mp_iq_fn fn, void *ud);
+/* Announce a feature in the server's disco#info. */
+int mp_module_feature(mp_module *m, const char *var);
+
+const char *mp_module_name(const mp_module *m);
+struct mp_core *mp_module_core(const mp_module *m);
+
+typedef struct mp_module_def {
+    const char *name;
+    int abi;
+    int (*load)(mp_module *m);
+    void (*unload)(mp_module *m);
+} mp_module_def;
+
+#define MP_MODULE(name_, abi_, load_, unload_)                                                     \
+    const mp_module_def mp_module_def_##name_ = {#name_, abi_, load_, unload_}
+
+/* Server information for modules (disco, version). */
+const char *mp_core_host(struct mp_core *core, int i); /* NULL past the last */
+void mp_core_features(struct mp_core *core, const char *const **vars, size_t *n);
+
+#endif

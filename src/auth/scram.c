@@ -1,0 +1,144 @@
+#include "auth/scram.h"
+#include "base/err.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stringprep.h>
+
+#define SCRAM_SALT_LEN 16
+
+int
+mp_ct_memcmp(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) != 0;
+}
+
+/* SaltedPassword, then StoredKey and ServerKey for one hash (RFC 5802 §3). */
+static int
+derive_one(const EVP_MD *md, const char *password, const unsigned char *salt, size_t salt_len,
+           unsigned iterations, unsigned char *stored_key, unsigned char *server_key)
+{
+    static const char client_lbl[] = "Client Key";
+    static const char server_lbl[] = "Server Key";
+    unsigned char salted[EVP_MAX_MD_SIZE], client_key[EVP_MAX_MD_SIZE];
+    int mdlen = EVP_MD_get_size(md);
+    unsigned int outlen = 0;
+    int rc = MP_EIO;
+
+    if (mdlen <= 0)
+        return MP_EIO;
+    if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, (int)iterations,
+                           md, mdlen, salted))
+        goto out;
+    if (!HMAC(md, salted, mdlen, (const unsigned char *)client_lbl, sizeof client_lbl - 1,
+              client_key, &outlen))
+        goto out;
+    if (!EVP_Digest(client_key, (size_t)mdlen, stored_key, NULL, md, NULL))
+        goto out;
+    if (!HMAC(md, salted, mdlen, (const unsigned char *)server_lbl, sizeof server_lbl - 1,
+              server_key, &outlen))
+        goto out;
+    rc = 0;
+out:
+    OPENSSL_cleanse(salted, sizeof salted);
+    OPENSSL_cleanse(client_key, sizeof client_key);
+    return rc;
+}
+
+static int
+check_params(const char *password, size_t salt_len, unsigned iterations)
+{
+    if (!password || salt_len == 0 || salt_len > MP_SCRAM_SALT_MAX || iterations == 0 ||
+        iterations > INT_MAX || strlen(password) > INT_MAX)
+        return MP_EINVAL;
+    return 0;
+}
+
+int
+mp_scram_derive(const char *password, const unsigned char *salt, size_t salt_len,
+                unsigned iterations, mp_user_cred *out)
+{
+    int rc = check_params(password, salt_len, iterations);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->iterations = iterations;
+    memcpy(out->salt, salt, salt_len);
+    out->salt_len = salt_len;
+    rc = derive_one(EVP_sha1(), password, salt, salt_len, iterations, out->sha1_stored_key,
+                    out->sha1_server_key);
+    if (rc == 0)
+        rc = derive_one(EVP_sha256(), password, salt, salt_len, iterations, out->sha256_stored_key,
+                        out->sha256_server_key);
+    if (rc < 0)
+        OPENSSL_cleanse(out, sizeof *out);
+    return rc;
+}
+
+int
+mp_scram_make_cred(const char *password, unsigned iterations, mp_user_cred *out)
+{
+    unsigned char salt[SCRAM_SALT_LEN];
+
+    if (RAND_bytes(salt, sizeof salt) != 1)
+        return MP_EIO;
+    return mp_scram_derive(password, salt, sizeof salt, iterations, out);
+}
+
+int
+mp_scram_check_password(const char *password, const mp_user_cred *cred)
+{
+    unsigned char stored[EVP_MAX_MD_SIZE], server[EVP_MAX_MD_SIZE];
+    int ok;
+
+    if (check_params(password, cred->salt_len, cred->iterations) < 0)
+        return 0;
+    /* SHA-256 alone is enough to decide; it halves the PBKDF2 work of a PLAIN login. */
+    if (derive_one(EVP_sha256(), password, cred->salt, cred->salt_len, cred->iterations, stored,
+                   server) < 0)
+        return 0;
+    ok = CRYPTO_memcmp(stored, cred->sha256_stored_key, sizeof cred->sha256_stored_key) == 0;
+    OPENSSL_cleanse(stored, sizeof stored);
+    OPENSSL_cleanse(server, sizeof server);
+    return ok;
+}
+
+int
+mp_scram_saslprep(const char *in, char *out, size_t cap)
+{
+    size_t len = 0;
+    const unsigned char *p;
+
+    /* Printable ASCII is left unchanged by SASLprep (no mapping, nothing prohibited),
+     * which is what nearly every password is. */
+    for (p = (const unsigned char *)in; *p; p++, len++)
+        if (*p < 0x20 || *p > 0x7e)
+            break;
+    if (*p == '\0') {
+        if (len >= cap || len > INT_MAX)
+            return MP_EINVAL;
+        memcpy(out, in, len + 1);
+        return (int)len;
+    }
+
+    char *prepped = NULL;
+    /* Passwords stored from now on: unassigned code points are refused (RFC 4013 §2.5). */
+    if (stringprep_profile(in, &prepped, "SASLprep", STRINGPREP_NO_UNASSIGNED) != STRINGPREP_OK)
+        return MP_EINVAL;
+    len = strlen(prepped);
+    if (len >= cap || len > INT_MAX) {
+        OPENSSL_cleanse(prepped, len);
+        free(prepped);
+        return MP_EINVAL;
+    }
+    memcpy(out, prepped, len + 1);
+    OPENSSL_cleanse(prepped, len);
+    free(prepped);
+    return (int)len;
+}

@@ -1,0 +1,119 @@
+/* The link protocol between multiplexor and core: length-prefixed frames carrying a
+ * connection id, a kind, routing attributes and raw XML bytes.
+ *
+ * Inside one process the frames travel through a single-producer/single-consumer byte ring
+ * per direction, woken by uv_async; between processes the same frames will travel over TCP.
+ * A frame is written contiguously into the ring (a wrap marker skips the tail), so the
+ * consumer reads it in place without copying. */
+#ifndef MP_LINK_LINK_H
+#define MP_LINK_LINK_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+
+enum mp_frame_kind {
+    /* mux -> core */
+    MP_LF_STREAM = 1, /* stream header read (first or restart); aux = peer ip, payload = cb */
+    MP_LF_ELEMENT,    /* one top-level element; to/type/id and el_kind set */
+    MP_LF_CLOSED,     /* the connection is gone; aux = reason */
+    /* core -> mux */
+    MP_LF_SEND,   /* write payload */
+    MP_LF_AUTHED, /* write payload (<success/>), raise limits, expect a stream restart */
+    MP_LF_BOUND,  /* aux = full JID to stamp as from; write payload (the bind result) */
+    MP_LF_CLOSE,  /* write payload (a stream error or nothing), close the stream */
+};
+
+enum mp_frame_flags {
+    MP_FF_TLS = 1 << 0,        /* stream is encrypted */
+    MP_FF_DIRECT_TLS = 1 << 1, /* connection began with TLS (XEP-0368) */
+    MP_FF_TLS_AVAILABLE = 1 << 2, /* STARTTLS may be offered */
+};
+
+typedef struct mp_frame {
+    uint32_t size; /* whole frame, header included, multiple of 8 */
+    uint8_t kind;
+    uint8_t el_kind;
+    uint16_t flags;
+    uint64_t conn;
+    uint16_t to_len, type_len, id_len, aux_len;
+    uint32_t payload_len;
+    uint32_t pad;
+    /* followed by to, type, id, aux, payload */
+} mp_frame;
+
+static inline const char *
+mp_frame_to(const mp_frame *f)
+{
+    return (const char *)(f + 1);
+}
+static inline const char *
+mp_frame_type(const mp_frame *f)
+{
+    return mp_frame_to(f) + f->to_len;
+}
+static inline const char *
+mp_frame_id(const mp_frame *f)
+{
+    return mp_frame_type(f) + f->type_len;
+}
+static inline const char *
+mp_frame_aux(const mp_frame *f)
+{
+    return mp_frame_id(f) + f->id_len;
+}
+static inline const char *
+mp_frame_payload(const mp_frame *f)
+{
+    return mp_frame_aux(f) + f->aux_len;
+}
+
+/* What a producer fills in; strings need not be NUL-terminated. */
+typedef struct mp_frame_out {
+    uint8_t kind, el_kind;
+    uint16_t flags;
+    uint64_t conn;
+    const char *to, *type, *id, *aux;
+    size_t to_len, type_len, id_len, aux_len;
+    const char *payload;
+    size_t payload_len;
+    const char *payload2; /* appended after payload (saves a copy when joining two parts) */
+    size_t payload2_len;
+} mp_frame_out;
+
+typedef struct mp_ring {
+    char *mem;
+    size_t size; /* power of two */
+    _Alignas(64) _Atomic size_t head; /* producer writes here */
+    _Alignas(64) _Atomic size_t tail; /* consumer reads here */
+    _Alignas(64) _Atomic int producer_waiting; /* producer has frames held back */
+    uv_async_t *consumer_wake; /* on the consumer's loop */
+    uv_async_t *producer_wake; /* on the producer's loop: space was freed */
+    mp_buf overflow;           /* producer side: frames that did not fit, in order */
+} mp_ring;
+
+int mp_ring_init(mp_ring *r, size_t size);
+void mp_ring_free(mp_ring *r);
+
+/* Producer: append one frame (to the overflow buffer when the ring is full; order kept).
+ * Wakes the consumer. Returns 0 or MP_ENOMEM / MP_ELIMIT (frame larger than the ring). */
+int mp_ring_push(mp_ring *r, const mp_frame_out *out);
+/* Producer: move held-back frames into the ring; called when producer_wake fires. */
+void mp_ring_flush_overflow(mp_ring *r);
+
+/* Consumer: call fn for each frame available now (at most max), then release their space.
+ * Returns the number handled. */
+typedef void (*mp_ring_frame_fn)(const mp_frame *f, void *ud);
+size_t mp_ring_drain(mp_ring *r, mp_ring_frame_fn fn, void *ud, size_t max);
+
+/* The two rings joining one mux thread and the core. */
+typedef struct mp_link {
+    mp_ring to_core;
+    mp_ring to_mux;
+    int index; /* mux thread number */
+} mp_link;
+
+#endif

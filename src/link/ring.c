@@ -1,0 +1,194 @@
+#include "link/link.h"
+#include "base/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WRAP_MARK 0xffffffffu
+#define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
+
+int
+mp_ring_init(mp_ring *r, size_t size)
+{
+    memset(r, 0, sizeof *r);
+    if (size < 4096 || (size & (size - 1)) != 0)
+        return MP_EINVAL;
+    r->mem = aligned_alloc(64, size);
+    if (!r->mem)
+        return MP_ENOMEM;
+    r->size = size;
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->producer_waiting, 0);
+    return 0;
+}
+
+void
+mp_ring_free(mp_ring *r)
+{
+    free(r->mem);
+    r->mem = NULL;
+    mp_buf_free(&r->overflow);
+}
+
+static size_t
+frame_size(const mp_frame_out *o)
+{
+    return ALIGN8(sizeof(mp_frame) + o->to_len + o->type_len + o->id_len + o->aux_len +
+                  o->payload_len + o->payload2_len);
+}
+
+static void
+frame_write(char *dst, size_t size, const mp_frame_out *o)
+{
+    mp_frame *f = (mp_frame *)(void *)dst;
+    f->size = (uint32_t)size;
+    f->kind = o->kind;
+    f->el_kind = o->el_kind;
+    f->flags = o->flags;
+    f->conn = o->conn;
+    f->to_len = (uint16_t)o->to_len;
+    f->type_len = (uint16_t)o->type_len;
+    f->id_len = (uint16_t)o->id_len;
+    f->aux_len = (uint16_t)o->aux_len;
+    f->payload_len = (uint32_t)(o->payload_len + o->payload2_len);
+    f->pad = 0;
+    char *p = (char *)(f + 1);
+    if (o->to_len)
+        memcpy(p, o->to, o->to_len);
+    p += o->to_len;
+    if (o->type_len)
+        memcpy(p, o->type, o->type_len);
+    p += o->type_len;
+    if (o->id_len)
+        memcpy(p, o->id, o->id_len);
+    p += o->id_len;
+    if (o->aux_len)
+        memcpy(p, o->aux, o->aux_len);
+    p += o->aux_len;
+    if (o->payload_len)
+        memcpy(p, o->payload, o->payload_len);
+    p += o->payload_len;
+    if (o->payload2_len)
+        memcpy(p, o->payload2, o->payload2_len);
+}
+
+/* Reserve size contiguous bytes; returns the write position or NULL when full. */
+static char *
+reserve(mp_ring *r, size_t size, size_t *new_head)
+{
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    size_t used = head - tail;
+    size_t off = head & (r->size - 1);
+    size_t to_end = r->size - off;
+    size_t need = size;
+    if (to_end < size)
+        need += to_end; /* skip the tail of the ring */
+    /* Keep 8 bytes free so a wrap mark always fits. */
+    if (used + need + 8 > r->size)
+        return NULL;
+    if (to_end < size) {
+        *(uint32_t *)(void *)(r->mem + off) = WRAP_MARK;
+        head += to_end;
+        off = 0;
+    }
+    *new_head = head + size;
+    return r->mem + off;
+}
+
+static int
+push_ring(mp_ring *r, const mp_frame_out *o)
+{
+    size_t size = frame_size(o), new_head;
+    char *dst = reserve(r, size, &new_head);
+    if (!dst)
+        return MP_AGAIN;
+    frame_write(dst, size, o);
+    atomic_store_explicit(&r->head, new_head, memory_order_release);
+    return 0;
+}
+
+/* Frames held back are stored whole (as they would sit in the ring) in the overflow buffer. */
+static int
+push_overflow(mp_ring *r, const mp_frame_out *o)
+{
+    size_t size = frame_size(o);
+    if (mp_buf_reserve(&r->overflow, size) < 0)
+        return MP_ENOMEM;
+    frame_write(r->overflow.data + r->overflow.len, size, o);
+    r->overflow.len += size;
+    atomic_store(&r->producer_waiting, 1);
+    return 0;
+}
+
+void
+mp_ring_flush_overflow(mp_ring *r)
+{
+    size_t done = 0;
+    while (done < r->overflow.len) {
+        mp_frame *f = (mp_frame *)(void *)(r->overflow.data + done);
+        size_t new_head;
+        char *dst = reserve(r, f->size, &new_head);
+        if (!dst)
+            break;
+        memcpy(dst, f, f->size);
+        atomic_store_explicit(&r->head, new_head, memory_order_release);
+        done += f->size;
+    }
+    mp_buf_consume(&r->overflow, done);
+    if (r->overflow.len == 0) {
+        atomic_store(&r->producer_waiting, 0);
+        if (r->overflow.cap > 65536)
+            mp_buf_free(&r->overflow);
+    } else {
+        atomic_store(&r->producer_waiting, 1);
+    }
+    if (done && r->consumer_wake)
+        uv_async_send(r->consumer_wake);
+}
+
+int
+mp_ring_push(mp_ring *r, const mp_frame_out *o)
+{
+    if (frame_size(o) + 8 > r->size / 2)
+        return MP_ELIMIT;
+    int rc;
+    if (r->overflow.len) {
+        mp_ring_flush_overflow(r);
+        if (r->overflow.len)
+            return push_overflow(r, o);
+    }
+    rc = push_ring(r, o);
+    if (rc == MP_AGAIN)
+        rc = push_overflow(r, o);
+    if (rc == 0 && r->consumer_wake)
+        uv_async_send(r->consumer_wake);
+    return rc;
+}
+
+size_t
+mp_ring_drain(mp_ring *r, mp_ring_frame_fn fn, void *ud, size_t max)
+{
+    size_t n = 0;
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    while (tail != head && n < max) {
+        size_t off = tail & (r->size - 1);
+        const mp_frame *f = (const mp_frame *)(const void *)(r->mem + off);
+        if (f->size == WRAP_MARK) {
+            tail += r->size - off;
+            continue;
+        }
+        fn(f, ud);
+        tail += f->size;
+        n++;
+        /* Release space as we go, so a producer waiting on us can continue. */
+        if ((n & 63) == 0)
+            atomic_store_explicit(&r->tail, tail, memory_order_release);
+    }
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    if (atomic_load(&r->producer_waiting) && r->producer_wake)
+        uv_async_send(r->producer_wake);
+    return n;
+}

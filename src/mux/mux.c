@@ -1,0 +1,855 @@
+#include "mux/mux.h"
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/htab.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "link/link.h"
+#include "stream/tls.h"
+#include "xml/escape.h"
+#include "xml/framer.h"
+#include "xmpp/jid.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_BUF 65536
+#define SWEEP_MS 500
+#define CLOSE_GRACE_MS 3000
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+
+enum conn_flags {
+    CF_TLS_WANTED = 1 << 0,  /* <proceed/> sent, handshake pending */
+    CF_DIRECT_TLS = 1 << 1,
+    CF_HEADER_SENT = 1 << 2, /* our stream header for the current stream is out */
+    CF_AUTHED = 1 << 3,
+    CF_CORE_KNOWS = 1 << 4,  /* the core has a stream for this connection */
+    CF_CLOSING = 1 << 5,
+    CF_HANDLE_CLOSED = 1 << 6,
+    CF_WRITING = 1 << 7,
+};
+
+typedef struct mp_conn mp_conn;
+
+typedef struct conn_list {
+    mp_conn *head, *tail;
+} conn_list;
+
+struct mp_conn {
+    uv_tcp_t tcp;
+    mp_mux *mux;
+    uint64_t id;
+    mp_framer fr;
+    mp_tls_conn *tls;
+    mp_buf out;      /* waiting to be written (ciphertext when TLS) */
+    mp_buf inflight; /* handed to uv_write */
+    uv_write_t wreq;
+    char *stream_to; /* host of the first stream: may not change on restarts */
+    uint64_t deadline_ms;
+    mp_conn *prev, *next; /* in the unauthenticated or closing list */
+    conn_list *list;
+    uint32_t flags;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+struct mp_mux {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_async_t stop;
+    uv_timer_t sweep;
+    uv_tcp_t listen_plain, listen_tls;
+    int have_plain, have_tls;
+    mp_link *link;
+    uv_async_t *core_wake;
+    mp_tls_ctx *tls;
+    int index;
+    const mp_config *cfg;
+    pthread_mutex_t limits_lock;
+    mp_framer_limits pre_limits, post_limits, pending_pre, pending_post;
+    int limits_changed;
+    size_t max_output;
+    uint64_t unauth_timeout_ms;
+    mp_conn **slots;
+    uint32_t *slot_gen;
+    uint32_t nslots, *free_slots, nfree;
+    size_t nconns;
+    conn_list unauth, closing;
+    int stopping;
+    char *rbuf;
+    char default_host[256];
+};
+
+static void conn_close_now(mp_conn *c);
+static void stream_error(mp_conn *c, const char *cond, const char *extra);
+
+/* ---- small helpers ---- */
+
+static void
+list_remove(mp_conn *c)
+{
+    conn_list *l = c->list;
+    if (!l)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+    c->list = NULL;
+}
+
+static void
+list_append(conn_list *l, mp_conn *c, uint64_t deadline)
+{
+    list_remove(c);
+    c->deadline_ms = deadline;
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+    c->list = l;
+}
+
+static void
+push_frame(mp_mux *m, mp_frame_out *o)
+{
+    int rc = mp_ring_push(&m->link->to_core, o);
+    if (rc < 0)
+        mp_err("mux %d: cannot pass frame to core: %s", m->index, mp_strerror(rc));
+}
+
+static void
+tell_core_closed(mp_conn *c, const char *reason)
+{
+    if (!(c->flags & CF_CORE_KNOWS))
+        return;
+    c->flags &= ~CF_CORE_KNOWS;
+    mp_frame_out o = {.kind = MP_LF_CLOSED, .conn = c->id, .aux = reason,
+                      .aux_len = strlen(reason)};
+    push_frame(c->mux, &o);
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *req, int status);
+
+static void
+start_write(mp_conn *c)
+{
+    if ((c->flags & (CF_WRITING | CF_HANDLE_CLOSED)) || c->out.len == 0)
+        return;
+    mp_buf t = c->inflight;
+    c->inflight = c->out;
+    c->out = t;
+    c->out.len = 0;
+    uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        mp_debug("conn %016llx: write failed: %s", (unsigned long long)c->id, uv_strerror(rc));
+        c->inflight.len = 0;
+        conn_close_now(c);
+        return;
+    }
+    c->flags |= CF_WRITING;
+}
+
+static void
+maybe_finish_close(mp_conn *c)
+{
+    if ((c->flags & CF_CLOSING) && !(c->flags & CF_WRITING) && c->out.len == 0)
+        conn_close_now(c);
+}
+
+static void
+on_write(uv_write_t *req, int status)
+{
+    mp_conn *c = mp_container_of(req, mp_conn, wreq);
+    c->flags &= ~CF_WRITING;
+    c->inflight.len = 0;
+    if (c->inflight.cap > 16384)
+        mp_buf_free(&c->inflight);
+    if (status < 0) {
+        conn_close_now(c);
+        return;
+    }
+    start_write(c);
+    maybe_finish_close(c);
+}
+
+static void
+raw_write(mp_conn *c, const char *p, size_t n)
+{
+    if (c->flags & CF_HANDLE_CLOSED)
+        return;
+    if (!(c->flags & CF_WRITING) && c->out.len == 0) {
+        /* The common case: the socket can take it now, no copy. */
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r == (int)n)
+            return;
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+        } else if (r != UV_EAGAIN) {
+            conn_close_now(c);
+            return;
+        }
+    }
+    if (c->out.len + n > c->mux->max_output && !(c->flags & CF_CLOSING)) {
+        mp_warn("conn %016llx (%s): output buffer over %zu bytes, closing slow reader",
+                (unsigned long long)c->id, c->ip, c->mux->max_output);
+        conn_close_now(c);
+        return;
+    }
+    if (mp_buf_append(&c->out, p, n) < 0) {
+        conn_close_now(c);
+        return;
+    }
+    start_write(c);
+}
+
+static void
+pump_tls(mp_conn *c)
+{
+    char tmp[16384];
+    size_t n;
+    while (c->tls && (n = mp_tls_take_output(c->tls, tmp, sizeof tmp)) > 0)
+        raw_write(c, tmp, n);
+}
+
+static void
+conn_write(mp_conn *c, const char *p, size_t n)
+{
+    if (n == 0 || (c->flags & CF_HANDLE_CLOSED))
+        return;
+    if (c->tls && mp_tls_handshake_done(c->tls)) {
+        if (mp_tls_write(c->tls, p, n) != 0) {
+            conn_close_now(c);
+            return;
+        }
+        pump_tls(c);
+        return;
+    }
+    raw_write(c, p, n);
+}
+
+static void
+conn_puts(mp_conn *c, const char *s)
+{
+    conn_write(c, s, strlen(s));
+}
+
+/* ---- closing ---- */
+
+static void
+on_closed(uv_handle_t *h)
+{
+    mp_conn *c = mp_container_of((uv_tcp_t *)h, mp_conn, tcp);
+    mp_mux *m = c->mux;
+    uint32_t slot = (uint32_t)(c->id & 0xffffffffu);
+    m->slots[slot] = NULL;
+    m->free_slots[m->nfree++] = slot;
+    m->nconns--;
+    mp_framer_free(&c->fr);
+    if (c->tls)
+        mp_tls_conn_free(c->tls);
+    mp_buf_free(&c->out);
+    mp_buf_free(&c->inflight);
+    free(c->stream_to);
+    free(c);
+    if (m->stopping && m->nconns == 0) {
+        uv_close((uv_handle_t *)&m->sweep, NULL);
+        uv_close((uv_handle_t *)&m->wake, NULL);
+        uv_close((uv_handle_t *)&m->stop, NULL);
+    }
+}
+
+static void
+conn_close_now(mp_conn *c)
+{
+    if (c->flags & CF_HANDLE_CLOSED)
+        return;
+    c->flags |= CF_HANDLE_CLOSED | CF_CLOSING;
+    list_remove(c);
+    tell_core_closed(c, "closed");
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* Close after what is queued has been written, within CLOSE_GRACE_MS. */
+static void
+conn_close_graceful(mp_conn *c)
+{
+    if (c->flags & CF_CLOSING)
+        return;
+    c->flags |= CF_CLOSING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    tell_core_closed(c, "closed");
+    list_append(&c->mux->closing, c, uv_now(&c->mux->loop) + CLOSE_GRACE_MS);
+    if (c->tls && mp_tls_handshake_done(c->tls))
+        pump_tls(c);
+    maybe_finish_close(c);
+}
+
+static void
+send_header(mp_conn *c, const char *host)
+{
+    char id[25];
+    mp_random_token(id, 24);
+    mp_buf b = {0};
+    if (mp_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' id='") < 0 ||
+        mp_buf_puts(&b, id) < 0 || mp_buf_puts(&b, "' from='") < 0 ||
+        mp_xml_escape_attr(&b, host, strlen(host)) < 0 ||
+        mp_buf_puts(&b, "' version='1.0' xml:lang='en'>") < 0) {
+        mp_buf_free(&b);
+        conn_close_now(c);
+        return;
+    }
+    conn_write(c, b.data, b.len);
+    mp_buf_free(&b);
+    c->flags |= CF_HEADER_SENT;
+}
+
+static void
+stream_error(mp_conn *c, const char *cond, const char *extra)
+{
+    if (c->flags & CF_CLOSING)
+        return;
+    mp_info("conn %016llx (%s): stream error %s%s", (unsigned long long)c->id, c->ip, cond,
+            extra ? " (stanza too big)" : "");
+    if (!(c->flags & CF_HEADER_SENT))
+        send_header(c, c->stream_to ? c->stream_to : c->mux->default_host);
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "<stream:error><%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>%s</stream:error>"
+             "</stream:stream>",
+             cond, extra ? extra : "");
+    conn_puts(c, buf);
+    conn_close_graceful(c);
+}
+
+/* ---- framer callbacks ---- */
+
+static int
+on_stream_open(void *ud, const mp_stream_header *h)
+{
+    mp_conn *c = ud;
+    mp_mux *m = c->mux;
+    char host[MP_JID_PART_MAX + 1];
+    const char *to = h->to;
+    int len;
+    if (to) {
+        len = mp_jid_nameprep(to, strlen(to), host, sizeof host);
+        if (len < 0 || !mp_config_is_host(m->cfg, host, (size_t)len)) {
+            stream_error(c, "host-unknown", NULL);
+            return 1;
+        }
+    } else {
+        snprintf(host, sizeof host, "%s", c->stream_to ? c->stream_to : m->default_host);
+        len = (int)strlen(host);
+    }
+    if (c->stream_to && strcmp(c->stream_to, host) != 0) {
+        /* RFC 6120 §4.3.3 restarts keep the peer; a changed `to` is a session hijack attempt
+         * (Prosody CVE-2018-10847). */
+        stream_error(c, "not-authorized", NULL);
+        return 1;
+    }
+    if (!c->stream_to && !(c->stream_to = strdup(host))) {
+        stream_error(c, "resource-constraint", NULL);
+        return 1;
+    }
+    send_header(c, host);
+    if (!h->version || strtol(h->version, NULL, 10) < 1) {
+        stream_error(c, "unsupported-version", NULL);
+        return 1;
+    }
+    /* The core decides the features; tell it what the transport knows. */
+    unsigned char cb[2 + 64 + 64];
+    size_t cb_len = 0;
+    uint16_t flags = 0;
+    if (c->tls) {
+        flags |= MP_FF_TLS;
+        int n = mp_tls_channel_binding(c->tls, "tls-exporter", cb + 1, 64);
+        cb[0] = (unsigned char)(n > 0 ? n : 0);
+        cb_len = 1 + cb[0];
+        n = mp_tls_channel_binding(c->tls, "tls-server-end-point", cb + cb_len + 1, 64);
+        cb[cb_len] = (unsigned char)(n > 0 ? n : 0);
+        cb_len += 1 + cb[cb_len];
+    } else if (m->tls) {
+        flags |= MP_FF_TLS_AVAILABLE;
+    }
+    if (c->flags & CF_DIRECT_TLS)
+        flags |= MP_FF_DIRECT_TLS;
+    mp_frame_out o = {.kind = MP_LF_STREAM, .flags = flags, .conn = c->id, .to = host,
+                      .to_len = (size_t)len, .aux = c->ip, .aux_len = strlen(c->ip),
+                      .payload = (const char *)cb, .payload_len = cb_len};
+    c->flags |= CF_CORE_KNOWS;
+    push_frame(m, &o);
+    return 0;
+}
+
+static int
+start_tls(mp_conn *c)
+{
+    mp_mux *m = c->mux;
+    if (c->tls || !m->tls || (c->flags & CF_AUTHED)) {
+        conn_puts(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        conn_close_graceful(c);
+        return 1;
+    }
+    conn_puts(c, "<proceed xmlns='" NS_TLS "'/>");
+    c->tls = mp_tls_conn_new(m->tls);
+    if (!c->tls || mp_framer_reset(&c->fr) < 0) {
+        conn_close_now(c);
+        return 1;
+    }
+    c->flags |= CF_TLS_WANTED;
+    c->flags &= ~CF_HEADER_SENT;
+    return 1; /* stop: bytes pipelined after <starttls/> are discarded */
+}
+
+static int
+on_element(void *ud, const mp_element *el)
+{
+    mp_conn *c = ud;
+    if (c->flags & CF_CLOSING)
+        return 1;
+    if (strcmp(el->name, "starttls") == 0 && strcmp(el->ns, NS_TLS) == 0)
+        return start_tls(c);
+    mp_frame_out o = {.kind = MP_LF_ELEMENT, .el_kind = (uint8_t)el->kind, .conn = c->id,
+                      .to = el->to, .to_len = el->to_len, .type = el->type,
+                      .type_len = el->type_len, .id = el->id, .id_len = el->id_len,
+                      .payload = el->bytes, .payload_len = el->len};
+    push_frame(c->mux, &o);
+    return 0;
+}
+
+static void
+on_stream_close(void *ud)
+{
+    mp_conn *c = ud;
+    if (c->flags & CF_CLOSING)
+        return;
+    conn_puts(c, "</stream:stream>");
+    conn_close_graceful(c);
+}
+
+static const mp_framer_cb framer_cb = {on_stream_open, on_element, on_stream_close};
+
+/* ---- reading ---- */
+
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    mp_conn *c = mp_container_of((uv_tcp_t *)h, mp_conn, tcp);
+    /* One buffer per thread: every read is handled before the next allocation. */
+    *buf = uv_buf_init(c->mux->rbuf, READ_BUF);
+}
+
+static void
+feed_plain(mp_conn *c, const char *p, size_t n)
+{
+    if (c->flags & (CF_CLOSING | CF_TLS_WANTED))
+        return;
+    size_t used;
+    int rc = mp_framer_feed(&c->fr, p, n, &used);
+    if (rc == MP_EINVAL) {
+        stream_error(c, mp_framer_error(&c->fr),
+                     c->fr.too_big ? "<stanza-too-big xmlns='urn:xmpp:errors'/>" : NULL);
+    }
+    /* MP_AGAIN: a callback stopped the parse (STARTTLS); the rest is dropped on purpose. */
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    mp_conn *c = mp_container_of((uv_tcp_t *)s, mp_conn, tcp);
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        mp_debug("conn %016llx (%s): %s", (unsigned long long)c->id, c->ip,
+                 uv_strerror((int)nread));
+        conn_close_now(c);
+        return;
+    }
+    if (!c->tls) {
+        feed_plain(c, buf->base, (size_t)nread);
+        return;
+    }
+    int was_done = mp_tls_handshake_done(c->tls);
+    if (mp_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+        pump_tls(c); /* send the alert, if any */
+        mp_info("conn %016llx (%s): TLS failed", (unsigned long long)c->id, c->ip);
+        conn_close_now(c);
+        return;
+    }
+    pump_tls(c);
+    if (!was_done && mp_tls_handshake_done(c->tls)) {
+        c->flags &= ~CF_TLS_WANTED;
+        mp_debug("conn %016llx (%s): %s established", (unsigned long long)c->id, c->ip,
+                 mp_tls_version(c->tls));
+    }
+    for (;;) {
+        if (c->flags & (CF_CLOSING | CF_HANDLE_CLOSED))
+            return;
+        int n = mp_tls_read(c->tls, c->mux->rbuf, READ_BUF);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (n == MP_ECLOSED)
+                conn_close_graceful(c);
+            else
+                conn_close_now(c);
+            return;
+        }
+        feed_plain(c, c->mux->rbuf, (size_t)n);
+    }
+    pump_tls(c);
+}
+
+/* ---- accepting ---- */
+
+static int
+slot_take(mp_mux *m, uint32_t *slot)
+{
+    if (m->nfree == 0) {
+        uint32_t n = m->nslots ? m->nslots * 2 : 1024;
+        mp_conn **s = realloc(m->slots, n * sizeof *s);
+        if (!s)
+            return MP_ENOMEM;
+        m->slots = s;
+        uint32_t *g = realloc(m->slot_gen, n * sizeof *g);
+        if (!g)
+            return MP_ENOMEM;
+        m->slot_gen = g;
+        uint32_t *f = realloc(m->free_slots, n * sizeof *f);
+        if (!f)
+            return MP_ENOMEM;
+        m->free_slots = f;
+        for (uint32_t i = n; i > m->nslots; i--) {
+            m->slots[i - 1] = NULL;
+            m->slot_gen[i - 1] = 0;
+            m->free_slots[m->nfree++] = i - 1;
+        }
+        m->nslots = n;
+    }
+    *slot = m->free_slots[--m->nfree];
+    return 0;
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+    mp_mux *m = server->data;
+    int direct = server == (uv_stream_t *)&m->listen_tls;
+    if (status < 0 || m->stopping)
+        return;
+    mp_conn *c = calloc(1, sizeof *c);
+    uint32_t slot;
+    if (!c || slot_take(m, &slot) < 0) {
+        free(c);
+        mp_err("mux %d: out of memory accepting a connection", m->index);
+        return;
+    }
+    uv_tcp_init(&m->loop, &c->tcp);
+    c->mux = m;
+    m->slot_gen[slot] = (m->slot_gen[slot] + 1) & 0xffffff;
+    c->id = ((uint64_t)m->index << 56) | ((uint64_t)m->slot_gen[slot] << 32) | slot;
+    m->slots[slot] = c;
+    m->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
+        mp_framer_init(&c->fr, MP_NS_CLIENT, &m->pre_limits, &framer_cb, c) < 0) {
+        conn_close_now(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (direct) {
+        c->flags |= CF_DIRECT_TLS | CF_TLS_WANTED;
+        c->tls = mp_tls_conn_new(m->tls);
+        if (!c->tls) {
+            conn_close_now(c);
+            return;
+        }
+    }
+    list_append(&m->unauth, c, uv_now(&m->loop) + m->unauth_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    mp_debug("conn %016llx: accepted from %s%s", (unsigned long long)c->id, c->ip,
+             direct ? " (direct TLS)" : "");
+}
+
+/* ---- frames from the core ---- */
+
+static mp_conn *
+conn_by_id(mp_mux *m, uint64_t id)
+{
+    uint32_t slot = (uint32_t)(id & 0xffffffffu);
+    uint32_t gen = (uint32_t)((id >> 32) & 0xffffff);
+    if (slot >= m->nslots || m->slot_gen[slot] != gen)
+        return NULL;
+    mp_conn *c = m->slots[slot];
+    return c && c->id == id ? c : NULL;
+}
+
+static void
+on_core_frame(const mp_frame *f, void *ud)
+{
+    mp_mux *m = ud;
+    mp_conn *c = conn_by_id(m, f->conn);
+    if (!c || (c->flags & CF_HANDLE_CLOSED))
+        return; /* gone: the core got or will get MP_LF_CLOSED */
+    const char *payload = mp_frame_payload(f);
+    switch (f->kind) {
+    case MP_LF_SEND:
+        conn_write(c, payload, f->payload_len);
+        break;
+    case MP_LF_AUTHED:
+        conn_write(c, payload, f->payload_len);
+        c->flags |= CF_AUTHED;
+        c->flags &= ~CF_HEADER_SENT;
+        list_remove(c);
+        mp_framer_set_limits(&c->fr, &m->post_limits);
+        if (mp_framer_reset(&c->fr) < 0)
+            conn_close_now(c);
+        break;
+    case MP_LF_BOUND:
+        if (mp_framer_set_from(&c->fr, mp_frame_aux(f), f->aux_len) < 0) {
+            conn_close_now(c);
+            break;
+        }
+        conn_write(c, payload, f->payload_len);
+        break;
+    case MP_LF_CLOSE:
+        if (!(c->flags & CF_CLOSING)) {
+            c->flags &= ~CF_CORE_KNOWS; /* the core already forgot it */
+            if (f->payload_len)
+                conn_write(c, payload, f->payload_len);
+            conn_puts(c, "</stream:stream>");
+            conn_close_graceful(c);
+        }
+        break;
+    default:
+        mp_err("mux %d: unexpected frame kind %d from core", m->index, f->kind);
+        break;
+    }
+}
+
+static void
+apply_limits(mp_mux *m)
+{
+    pthread_mutex_lock(&m->limits_lock);
+    if (m->limits_changed) {
+        m->pre_limits = m->pending_pre;
+        m->post_limits = m->pending_post;
+        m->limits_changed = 0;
+    }
+    pthread_mutex_unlock(&m->limits_lock);
+}
+
+static void
+on_wake(uv_async_t *a)
+{
+    mp_mux *m = a->data;
+    apply_limits(m);
+    mp_ring_flush_overflow(&m->link->to_core);
+    /* Bounded batches keep one busy link from starving the sockets. */
+    while (mp_ring_drain(&m->link->to_mux, on_core_frame, m, 4096) == 4096)
+        ;
+}
+
+static void
+on_sweep(uv_timer_t *t)
+{
+    mp_mux *m = t->data;
+    uint64_t now = uv_now(&m->loop);
+    while (m->unauth.head && m->unauth.head->deadline_ms <= now) {
+        mp_conn *c = m->unauth.head;
+        list_remove(c);
+        stream_error(c, "connection-timeout", NULL);
+    }
+    while (m->closing.head && m->closing.head->deadline_ms <= now)
+        conn_close_now(m->closing.head);
+}
+
+static void
+on_stop(uv_async_t *a)
+{
+    mp_mux *m = a->data;
+    m->stopping = 1;
+    if (m->have_plain)
+        uv_close((uv_handle_t *)&m->listen_plain, NULL);
+    if (m->have_tls)
+        uv_close((uv_handle_t *)&m->listen_tls, NULL);
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        mp_conn *c = m->slots[i];
+        if (c && !(c->flags & CF_CLOSING))
+            stream_error(c, "system-shutdown", NULL);
+    }
+    if (m->nconns == 0) {
+        uv_close((uv_handle_t *)&m->sweep, NULL);
+        uv_close((uv_handle_t *)&m->wake, NULL);
+        uv_close((uv_handle_t *)&m->stop, NULL);
+    }
+}
+
+static void
+mux_main(void *arg)
+{
+    mp_mux *m = arg;
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+}
+
+static int
+listen_on(mp_mux *m, uv_tcp_t *t, const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    int rc = strchr(addr, ':') ? uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss)
+                               : uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss);
+    if (rc < 0) {
+        mp_err("bad listen address %s", addr);
+        return MP_EINVAL;
+    }
+    uv_tcp_init_ex(&m->loop, t, ss.ss_family);
+    t->data = m;
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((uv_handle_t *)t, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, 511, on_connection);
+    if (rc < 0) {
+        mp_err("cannot listen on %s port %d: %s", addr, port, uv_strerror(rc));
+        return MP_EIO;
+    }
+    return 0;
+}
+
+static void
+limits_from(const mp_config *cfg, mp_framer_limits *pre, mp_framer_limits *post)
+{
+    pre->max_element_bytes = cfg->preauth_max_stanza_size;
+    pre->max_elements = cfg->preauth_max_elements;
+    pre->max_depth = cfg->max_depth;
+    post->max_element_bytes = cfg->max_stanza_size;
+    post->max_elements = 0;
+    post->max_depth = cfg->max_depth;
+}
+
+static void
+close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void
+mux_free(mp_mux *m)
+{
+    uv_walk(&m->loop, close_walk, NULL);
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m->loop);
+    pthread_mutex_destroy(&m->limits_lock);
+    free(m->slots);
+    free(m->slot_gen);
+    free(m->free_slots);
+    free(m->rbuf);
+    free(m);
+}
+
+int
+mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
+{
+    mp_mux *m = calloc(1, sizeof *m);
+    if (!m)
+        return MP_ENOMEM;
+    m->rbuf = malloc(READ_BUF);
+    if (!m->rbuf || uv_loop_init(&m->loop) < 0) {
+        free(m->rbuf);
+        free(m);
+        return MP_ENOMEM;
+    }
+    pthread_mutex_init(&m->limits_lock, NULL);
+    const mp_config *cfg = opts->cfg;
+    m->cfg = cfg;
+    m->link = opts->link;
+    m->core_wake = opts->core_wake;
+    m->tls = opts->tls;
+    m->index = opts->index;
+    m->max_output = cfg->max_output_buffer;
+    m->unauth_timeout_ms = (uint64_t)cfg->unauthenticated_timeout * 1000;
+    snprintf(m->default_host, sizeof m->default_host, "%s", cfg->hosts[0]);
+    limits_from(cfg, &m->pre_limits, &m->post_limits);
+    uv_async_init(&m->loop, &m->wake, on_wake);
+    m->wake.data = m;
+    uv_async_init(&m->loop, &m->stop, on_stop);
+    m->stop.data = m;
+    uv_timer_init(&m->loop, &m->sweep);
+    m->sweep.data = m;
+    uv_timer_start(&m->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    m->link->to_core.consumer_wake = opts->core_wake;
+    m->link->to_core.producer_wake = &m->wake;
+    m->link->to_mux.consumer_wake = &m->wake;
+    m->link->to_mux.producer_wake = opts->core_wake;
+    int rc = 0;
+    if (cfg->c2s_port) {
+        rc = listen_on(m, &m->listen_plain, cfg->c2s_address, cfg->c2s_port);
+        m->have_plain = rc == 0;
+    }
+    if (rc == 0 && cfg->c2s_direct_tls_port && m->tls) {
+        rc = listen_on(m, &m->listen_tls, cfg->c2s_address, cfg->c2s_direct_tls_port);
+        m->have_tls = rc == 0;
+    }
+    if (rc == 0 && uv_thread_create(&m->thread, mux_main, m) != 0)
+        rc = MP_EIO;
+    if (rc < 0) {
+        mux_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+uv_async_t *
+mp_mux_wake_handle(mp_mux *m)
+{
+    return &m->wake;
+}
+
+void
+mp_mux_stop(mp_mux *m)
+{
+    if (!m)
+        return;
+    uv_async_send(&m->stop);
+    uv_thread_join(&m->thread);
+    mux_free(m);
+}
+
+void
+mp_mux_reload(mp_mux *m, const mp_config *cfg)
+{
+    pthread_mutex_lock(&m->limits_lock);
+    limits_from(cfg, &m->pending_pre, &m->pending_post);
+    m->limits_changed = 1;
+    pthread_mutex_unlock(&m->limits_lock);
+    uv_async_send(&m->wake);
+}

@@ -1,0 +1,345 @@
+/* The core thread: takes frames from the mux threads, keeps the streams and sessions, and
+ * hands stanzas to negotiation, routing and modules. */
+#include "router/core_int.h"
+#include "auth/sasl.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "storage/store.h"
+#include "xml/escape.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRAIN_BATCH 1024
+
+static void
+stream_free(mp_core *core, mp_cstream *s)
+{
+    mp_cstream_unbind(core, s);
+    mp_htab_remove(&core->streams, &s->by_conn);
+    core->stats.connections--;
+    if (s->sasl)
+        mp_sasl_session_free(s->sasl);
+    free(s->cb);
+    free(s->node);
+    free(s->full);
+    free(s);
+}
+
+mp_cstream *
+mp_core_stream(mp_core *core, uint64_t conn)
+{
+    uint64_t h = mp_hash_u64(conn);
+    for (mp_hnode *n = mp_htab_find(&core->streams, h); n; n = mp_htab_next_same(n->next, h)) {
+        mp_cstream *s = mp_container_of(n, mp_cstream, by_conn);
+        if (s->conn == conn)
+            return s;
+    }
+    return NULL;
+}
+
+mp_user *
+mp_core_user(mp_core *core, const char *bare, size_t len)
+{
+    uint64_t h = mp_hash_str(bare, len);
+    for (mp_hnode *n = mp_htab_find(&core->users, h); n; n = mp_htab_next_same(n->next, h)) {
+        mp_user *u = mp_container_of(n, mp_user, by_bare);
+        if (u->bare_len == len && memcmp(u->bare, bare, len) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+void
+mp_core_send_frame(mp_core *core, mp_link *link, int kind, uint64_t conn, const char *aux,
+                   size_t aux_len, const char *bytes, size_t len)
+{
+    mp_frame_out o = {.kind = (uint8_t)kind, .conn = conn, .aux = aux, .aux_len = aux_len,
+                      .payload = bytes, .payload_len = len};
+    int rc = mp_ring_push(&link->to_mux, &o);
+    if (rc < 0)
+        mp_err("core: cannot pass %zu bytes to mux %d: %s", len, link->index, mp_strerror(rc));
+}
+
+void
+mp_core_send(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
+{
+    mp_core_send_frame(core, s->link, MP_LF_SEND, s->conn, NULL, 0, bytes, len);
+}
+
+void
+mp_core_close_stream(mp_core *core, mp_cstream *s, const char *cond, const char *text)
+{
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    if (cond) {
+        mp_info("conn %016llx (%s): stream error %s", (unsigned long long)s->conn, s->ip, cond);
+        mp_buf_printf(b, "<stream:error><%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>", cond);
+        if (text) {
+            mp_buf_puts(b, "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>");
+            mp_xml_escape_text(b, text, strlen(text));
+            mp_buf_puts(b, "</text>");
+        }
+        mp_buf_puts(b, "</stream:error>");
+    }
+    mp_core_send_frame(core, s->link, MP_LF_CLOSE, s->conn, NULL, 0, b->data, b->len);
+    stream_free(core, s);
+}
+
+static void
+on_stream_header(mp_core *core, mp_link *link, const mp_frame *f)
+{
+    mp_cstream *s = mp_core_stream(core, f->conn);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || mp_htab_insert(&core->streams, &s->by_conn, mp_hash_u64(f->conn)) < 0) {
+            free(s);
+            mp_core_send_frame(core, link, MP_LF_CLOSE, f->conn, NULL, 0,
+                               "<stream:error><resource-constraint "
+                               "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                               94);
+            return;
+        }
+        s->conn = f->conn;
+        s->link = link;
+        s->since = (int64_t)time(NULL);
+        size_t iplen = f->aux_len < sizeof s->ip ? f->aux_len : sizeof s->ip - 1;
+        memcpy(s->ip, mp_frame_aux(f), iplen);
+        core->stats.connections++;
+        s->host = 0;
+        for (size_t i = 0; i < core->cfg->nhosts; i++) {
+            if (strlen(core->cfg->hosts[i]) == f->to_len &&
+                memcmp(core->cfg->hosts[i], mp_frame_to(f), f->to_len) == 0)
+                s->host = (int)i;
+        }
+    }
+    s->tls = (f->flags & MP_FF_TLS) != 0;
+    s->tls_available = (f->flags & MP_FF_TLS_AVAILABLE) != 0;
+    if (s->state == CS_PREAUTH) {
+        free(s->cb);
+        s->cb = NULL;
+        s->cb_len = 0;
+        if (f->payload_len) {
+            s->cb = malloc(f->payload_len);
+            if (s->cb) {
+                memcpy(s->cb, mp_frame_payload(f), f->payload_len);
+                s->cb_len = f->payload_len;
+            }
+        }
+    }
+    mp_cstream_features(core, s);
+}
+
+static void
+on_frame(const mp_frame *f, void *ud)
+{
+    mp_link_ctx *lc = ud;
+    mp_core *core = lc->core;
+    mp_cstream *s;
+    switch (f->kind) {
+    case MP_LF_STREAM:
+        on_stream_header(core, lc->link, f);
+        break;
+    case MP_LF_ELEMENT:
+        s = mp_core_stream(core, f->conn);
+        if (!s)
+            break;
+        core->stats.stanzas_in++;
+        mp_cstream_element(core, s, f);
+        mp_arena_reset(&core->arena);
+        break;
+    case MP_LF_CLOSED:
+        s = mp_core_stream(core, f->conn);
+        if (s) {
+            mp_debug("conn %016llx: closed (%.*s)", (unsigned long long)f->conn, (int)f->aux_len,
+                     mp_frame_aux(f));
+            stream_free(core, s);
+        }
+        break;
+    default:
+        mp_err("core: unexpected frame kind %d from mux %d", f->kind, lc->link->index);
+        break;
+    }
+    if (core->scratch.cap > 65536)
+        mp_buf_free(&core->scratch);
+}
+
+static void
+on_wake(uv_async_t *a)
+{
+    mp_link_ctx *lc = a->data;
+    if (lc->core->stopping)
+        return;
+    mp_ring_flush_overflow(&lc->link->to_mux);
+    while (mp_ring_drain(&lc->link->to_core, on_frame, lc, DRAIN_BATCH) == DRAIN_BATCH)
+        ;
+}
+
+int
+mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links, int nlinks,
+            mp_core **out)
+{
+    mp_core *core = calloc(1, sizeof *core);
+    if (!core)
+        return MP_ENOMEM;
+    core->loop = loop;
+    core->cfg = cfg;
+    core->store = st;
+    core->started_ms = uv_now(loop);
+    core->started_unix = (int64_t)time(NULL);
+    mp_arena_init(&core->arena, 8192);
+    int rc = MP_ENOMEM;
+    core->parser = mp_xml_parser_new();
+    core->links = calloc((size_t)nlinks, sizeof *core->links);
+    if (!core->parser || !core->links)
+        goto fail;
+    core->nlinks = nlinks;
+    for (int i = 0; i < nlinks; i++) {
+        core->links[i].core = core;
+        core->links[i].link = &links[i];
+        uv_async_init(loop, &core->links[i].wake, on_wake);
+        core->links[i].wake.data = &core->links[i];
+    }
+    rc = mp_sasl_new(st, cfg, &core->sasl);
+    if (rc < 0)
+        goto fail;
+    mp_throttle_init(core);
+    rc = mp_modules_load(core);
+    if (rc < 0)
+        goto fail;
+    *out = core;
+    return 0;
+fail:
+    mp_core_stop(core);
+    mp_core_free(core);
+    return rc;
+}
+
+uv_async_t *
+mp_core_wake_handle(mp_core *core, int link)
+{
+    return &core->links[link].wake;
+}
+
+void
+mp_core_set_config(mp_core *core, const mp_config *cfg)
+{
+    core->cfg = cfg;
+}
+
+void
+mp_core_stop(mp_core *core)
+{
+    if (!core || core->stopping)
+        return;
+    core->stopping = 1;
+    for (int i = 0; i < core->nlinks; i++)
+        uv_close((uv_handle_t *)&core->links[i].wake, NULL);
+    if (core->sasl)
+        mp_throttle_free(core);
+}
+
+void
+mp_core_free(mp_core *core)
+{
+    if (!core)
+        return;
+    mp_htab *t = &core->streams;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        mp_hnode *n = t->buckets[i];
+        while (n) {
+            mp_hnode *next = n->next;
+            stream_free(core, mp_container_of(n, mp_cstream, by_conn));
+            n = next;
+        }
+    }
+    mp_htab_free(&core->streams);
+    mp_htab_free(&core->users);
+    mp_modules_unload(core);
+    if (core->sasl)
+        mp_sasl_free(core->sasl);
+    if (core->parser)
+        mp_xml_parser_free(core->parser);
+    mp_arena_free(&core->arena);
+    mp_buf_free(&core->scratch);
+    free(core->links);
+    free(core);
+}
+
+/* ---- the API of core.h ---- */
+
+uv_loop_t *
+mp_core_loop(mp_core *core)
+{
+    return core->loop;
+}
+
+const mp_config *
+mp_core_config(mp_core *core)
+{
+    return core->cfg;
+}
+
+mp_store *
+mp_core_store(mp_core *core)
+{
+    return core->store;
+}
+
+static int
+jid_matches(const mp_cstream *s, const char *jid)
+{
+    if (!jid)
+        return 1;
+    size_t n = strlen(jid);
+    if (n == s->full_len && memcmp(jid, s->full, n) == 0)
+        return 1;
+    return n == s->bare_len && memcmp(jid, s->full, n) == 0;
+}
+
+void
+mp_core_sessions_foreach(mp_core *core, const char *jid, mp_core_session_cb cb, void *ud)
+{
+    mp_htab *t = &core->streams;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        for (mp_hnode *n = t->buckets[i]; n; n = n->next) {
+            mp_cstream *s = mp_container_of(n, mp_cstream, by_conn);
+            if (s->state != CS_BOUND || !jid_matches(s, jid))
+                continue;
+            mp_core_session_info info = {.full_jid = s->full, .ip = s->ip, .tls = s->tls,
+                                         .since = s->since, .priority = s->priority,
+                                         .available = s->available};
+            if (cb(&info, ud))
+                return;
+        }
+    }
+}
+
+int
+mp_core_kick(mp_core *core, const char *jid, const char *text)
+{
+    int n = 0;
+    mp_htab *t = &core->streams;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        mp_hnode *h = t->buckets[i];
+        while (h) {
+            mp_hnode *next = h->next;
+            mp_cstream *s = mp_container_of(h, mp_cstream, by_conn);
+            if (s->state == CS_BOUND && jid_matches(s, jid)) {
+                mp_core_close_stream(core, s, "policy-violation", text);
+                n++;
+            }
+            h = next;
+        }
+    }
+    return n;
+}
+
+void
+mp_core_stats_get(mp_core *core, mp_core_stats *out)
+{
+    *out = core->stats;
+    out->uptime_s = (uv_now(core->loop) - core->started_ms) / 1000;
+}

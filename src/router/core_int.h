@@ -1,0 +1,130 @@
+/* Core internals shared by the units of src/router/ (never included by modules). */
+#ifndef MP_ROUTER_CORE_INT_H
+#define MP_ROUTER_CORE_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/htab.h"
+#include "link/link.h"
+#include "router/core.h"
+#include "xml/tree.h"
+
+struct mp_sasl;
+struct mp_sasl_session;
+struct mp_module;
+
+enum cstream_state { CS_PREAUTH = 0, CS_AUTHED, CS_BOUND };
+
+typedef struct mp_user mp_user;
+
+/* The core's view of one client stream. */
+typedef struct mp_cstream {
+    mp_hnode by_conn;
+    uint64_t conn;
+    mp_link *link;
+    uint8_t state;
+    uint8_t tls, tls_available, available;
+    int host; /* index into cfg->hosts */
+    int priority;
+    int64_t since;
+    struct mp_sasl_session *sasl;
+    unsigned char *cb; /* channel binding data from the mux, until authenticated */
+    size_t cb_len;
+    char *node;            /* authenticated local part */
+    char *full;            /* bound full JID */
+    size_t full_len, bare_len;
+    mp_user *user;
+    struct mp_cstream *next_res; /* the user's other bound resources */
+    char ip[46];
+} mp_cstream;
+
+/* An account with at least one bound resource. */
+struct mp_user {
+    mp_hnode by_bare;
+    mp_cstream *resources;
+    int count;
+    size_t bare_len;
+    char bare[]; /* "node@domain" */
+};
+
+typedef struct mp_iq_handler {
+    mp_hnode node;
+    struct mp_module *module;
+    int (*fn)(void *iq, void *ud);
+    void *ud;
+    char key[]; /* "get|host|ns|name" */
+} mp_iq_handler;
+
+typedef struct mp_link_ctx {
+    mp_core *core;
+    mp_link *link;
+    uv_async_t wake;
+} mp_link_ctx;
+
+struct mp_core {
+    uv_loop_t *loop;
+    const struct mp_config *cfg;
+    struct mp_store *store;
+    struct mp_sasl *sasl;
+    mp_link_ctx *links;
+    int nlinks;
+    mp_htab streams; /* by conn id */
+    mp_htab users;   /* by bare JID */
+    mp_htab iq_handlers;
+    mp_htab throttle;
+    uv_timer_t throttle_gc;
+    struct mp_module **modules;
+    size_t nmodules;
+    const char **features;
+    size_t nfeatures;
+    mp_xml_parser *parser;
+    mp_arena arena; /* per stanza, reset after each */
+    mp_buf scratch; /* reply building */
+    uint64_t started_ms;
+    int64_t started_unix;
+    mp_core_stats stats;
+    int stopping;
+};
+
+/* core.c */
+mp_cstream *mp_core_stream(mp_core *core, uint64_t conn);
+void mp_core_send(mp_core *core, mp_cstream *s, const char *bytes, size_t len);
+void mp_core_send_frame(mp_core *core, mp_link *link, int kind, uint64_t conn, const char *aux,
+                        size_t aux_len, const char *bytes, size_t len);
+/* Close a stream with a stream error condition (NULL: just </stream:stream>), forget it. */
+void mp_core_close_stream(mp_core *core, mp_cstream *s, const char *cond, const char *text);
+mp_user *mp_core_user(mp_core *core, const char *bare, size_t len);
+
+/* stream.c: negotiation before a session is bound */
+void mp_cstream_features(mp_core *core, mp_cstream *s);
+void mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f);
+void mp_cstream_unbind(mp_core *core, mp_cstream *s);
+
+/* route.c */
+void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);
+/* Reply to the sender of a stanza with an RFC 6120 stanza error. to_attr/id are escaped. */
+void mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,
+                    size_t from_len, const char *id, size_t id_len, const char *etype,
+                    const char *cond);
+
+/* iq.c */
+int mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
+                   const char *to_prepped);
+int mp_modules_load(mp_core *core);
+void mp_modules_unload(mp_core *core);
+
+/* throttle.c: failed logins per IP and per account */
+int mp_throttle_check(mp_core *core, const char *ip, const char *account); /* 1 = refuse */
+int mp_throttle_failure(mp_core *core, const char *ip, const char *account); /* delay ms */
+void mp_throttle_success(mp_core *core, const char *account);
+int mp_throttle_init(mp_core *core);
+void mp_throttle_free(mp_core *core);
+
+/* Escaped attribute text -> plain (only &amp; &lt; &gt; &apos; &quot; &#N; &#xN;). Returns the
+ * length or MP_EINVAL; out must hold len+1 bytes. */
+int mp_xml_unescape(const char *in, size_t len, char *out);
+
+#endif

@@ -1,0 +1,279 @@
+/* Routing between local sessions by RFC 6120 §10 and RFC 6121 §8. A stanza is routed on
+ * the attributes the mux extracted; its bytes are passed on as they came (already stamped
+ * with the sender's full JID), never re-parsed. */
+#include "router/core_int.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "xml/escape.h"
+#include "xml/framer.h"
+#include "xmpp/jid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+static const char *const kind_names[] = {"", "message", "presence", "iq"};
+
+void
+mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,
+               size_t from_len, const char *id, size_t id_len, const char *etype,
+               const char *cond)
+{
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    mp_buf_printf(b, "<%s type='error'", kind_names[el_kind]);
+    if (from_attr && from_len) {
+        mp_buf_puts(b, " from='");
+        mp_buf_append(b, from_attr, from_len); /* already escaped attribute text */
+        mp_buf_puts(b, "'");
+    }
+    mp_buf_puts(b, " to='");
+    mp_xml_escape_attr(b, to->full, to->full_len);
+    mp_buf_puts(b, "'");
+    if (id) {
+        mp_buf_puts(b, " id='");
+        mp_buf_append(b, id, id_len);
+        mp_buf_puts(b, "'");
+    }
+    mp_buf_printf(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>", etype, cond,
+                  kind_names[el_kind]);
+    if (b->data)
+        mp_core_send(core, to, b->data, b->len);
+}
+
+static int
+type_is(const mp_frame *f, const char *t)
+{
+    size_t n = strlen(t);
+    return f->type_len == n && memcmp(mp_frame_type(f), t, n) == 0;
+}
+
+static void
+bounce(mp_core *core, mp_cstream *from, const mp_frame *f, const char *etype, const char *cond)
+{
+    if (type_is(f, "error") || (f->el_kind == MP_EL_IQ && type_is(f, "result")))
+        return; /* never answer an error with an error */
+    mp_route_error(core, from, f->el_kind, mp_frame_to(f), f->to_len,
+                   f->id_len ? mp_frame_id(f) : NULL, f->id_len, etype, cond);
+}
+
+static void
+deliver(mp_core *core, mp_cstream *to, const mp_frame *f)
+{
+    core->stats.stanzas_routed++;
+    mp_core_send(core, to, mp_frame_payload(f), f->payload_len);
+}
+
+/* RFC 6121 §8.5.2: a message to a bare JID goes to the available resources of highest
+ * non-negative priority (all of them for headlines). Returns how many got it. */
+static int
+deliver_bare_message(mp_core *core, mp_user *u, const mp_frame *f)
+{
+    int best = -1, n = 0;
+    int headline = type_is(f, "headline");
+    for (mp_cstream *r = u->resources; r; r = r->next_res)
+        if (r->available && r->priority > best)
+            best = r->priority;
+    if (best < 0)
+        return 0;
+    for (mp_cstream *r = u->resources; r; r = r->next_res) {
+        if (r->available && r->priority >= 0 && (headline || r->priority == best)) {
+            deliver(core, r, f);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void
+route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *to)
+{
+    char bare[2 * MP_JID_PART_MAX + 2];
+    int blen = mp_jid_bare(to, bare, sizeof bare);
+    mp_user *u = blen > 0 ? mp_core_user(core, bare, (size_t)blen) : NULL;
+    int kind = f->el_kind;
+    if (to->resource_len) {
+        for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res) {
+            if (r->full_len - r->bare_len - 1 == to->resource_len &&
+                memcmp(r->full + r->bare_len + 1, to->resource, to->resource_len) == 0) {
+                deliver(core, r, f);
+                return;
+            }
+        }
+        /* RFC 6121 §8.5.3.2: no such resource. */
+        if (kind == MP_EL_PRESENCE)
+            return;
+        if (kind == MP_EL_IQ || type_is(f, "groupchat")) {
+            bounce(core, from, f, "cancel", "service-unavailable");
+            return;
+        }
+    }
+    switch (kind) {
+    case MP_EL_MESSAGE:
+        if (type_is(f, "error"))
+            return;
+        if (type_is(f, "groupchat")) {
+            bounce(core, from, f, "cancel", "service-unavailable");
+            return;
+        }
+        if (u && deliver_bare_message(core, u, f) > 0)
+            return;
+        if (type_is(f, "headline"))
+            return;
+        /* No available resource. Offline storage comes with the IM modules; until then the
+         * sender learns the message was not delivered. */
+        bounce(core, from, f, "cancel", "service-unavailable");
+        return;
+    case MP_EL_PRESENCE:
+        for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
+            if (r->available)
+                deliver(core, r, f);
+        return;
+    case MP_EL_IQ:
+        if (mp_iq_dispatch(core, from, f, 2 /* MP_TARGET_ACCOUNT */, bare) != 0)
+            bounce(core, from, f, "cancel", "service-unavailable");
+        return;
+    default:
+        return;
+    }
+}
+
+/* Presence without 'to' (RFC 6121 §4.2, §4.4): the session's availability changes and all of
+ * the user's available resources hear of it. Broadcast to contacts comes with rosters. */
+static void
+presence_broadcast(mp_core *core, mp_cstream *s, const mp_frame *f)
+{
+    if (f->type_len && !type_is(f, "unavailable")) {
+        mp_debug("conn %016llx: presence of type %.*s without 'to' ignored",
+                 (unsigned long long)s->conn, (int)f->type_len, mp_frame_type(f));
+        return;
+    }
+    if (type_is(f, "unavailable")) {
+        s->available = 0;
+    } else {
+        mp_xnode *el = NULL;
+        s->priority = 0;
+        if (mp_xml_parse(core->parser, &core->arena, "jabber:client", mp_frame_payload(f),
+                         f->payload_len, &el) == 0) {
+            const mp_xnode *p = mp_xnode_child(el, "jabber:client", "priority");
+            if (p && p->text_len) {
+                long v = strtol(p->text, NULL, 10);
+                s->priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
+            }
+        }
+        s->available = 1;
+    }
+    for (mp_cstream *r = s->user ? s->user->resources : NULL; r; r = r->next_res)
+        if (r->available || r == s)
+            deliver(core, r, f);
+}
+
+void
+mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
+{
+    int kind = f->el_kind;
+    if (kind == MP_EL_IQ) {
+        if (!f->id_len || !(type_is(f, "get") || type_is(f, "set") || type_is(f, "result") ||
+                            type_is(f, "error"))) {
+            bounce(core, s, f, "modify", "bad-request");
+            return;
+        }
+    }
+    if (f->to_len == 0) {
+        switch (kind) {
+        case MP_EL_PRESENCE:
+            presence_broadcast(core, s, f);
+            return;
+        case MP_EL_IQ:
+            if (mp_iq_dispatch(core, s, f, 2 /* MP_TARGET_ACCOUNT */, "") != 0)
+                bounce(core, s, f, "cancel", "service-unavailable");
+            return;
+        default: {
+            /* RFC 6120 §10.3.1: a message without 'to' is for the sender's own bare JID. */
+            mp_jid self;
+            if (mp_jid_prep(s->full, s->bare_len, &self) == 0)
+                route_to_user(core, s, f, &self);
+            return;
+        }
+        }
+    }
+    mp_jid to;
+    const char *raw = mp_frame_to(f);
+    char plain[4096];
+    size_t rlen = f->to_len;
+    if (memchr(raw, '&', rlen)) {
+        int n = rlen < sizeof plain ? mp_xml_unescape(raw, rlen, plain) : MP_EINVAL;
+        if (n < 0) {
+            bounce(core, s, f, "modify", "jid-malformed");
+            return;
+        }
+        raw = plain;
+        rlen = (size_t)n;
+    }
+    if (mp_jid_prep(raw, rlen, &to) < 0) {
+        if (kind != MP_EL_PRESENCE)
+            bounce(core, s, f, "modify", "jid-malformed");
+        return;
+    }
+    if (!mp_config_is_host(core->cfg, to.domain, to.domain_len)) {
+        /* Federation is not there yet: the remote server is unreachable from here. */
+        if (kind != MP_EL_PRESENCE)
+            bounce(core, s, f, "cancel", "remote-server-not-found");
+        return;
+    }
+    if (to.node_len) {
+        route_to_user(core, s, f, &to);
+        return;
+    }
+    if (kind == MP_EL_IQ && !to.resource_len) {
+        if (mp_iq_dispatch(core, s, f, 1 /* MP_TARGET_HOST */, to.domain) != 0)
+            bounce(core, s, f, "cancel", "service-unavailable");
+        return;
+    }
+    if (kind == MP_EL_IQ || (kind == MP_EL_MESSAGE && to.resource_len))
+        bounce(core, s, f, "cancel", "service-unavailable");
+    /* Messages and presence to the server itself are accepted and dropped. */
+}
+
+int
+mp_xml_unescape(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] != '&') {
+            out[o++] = in[i];
+            continue;
+        }
+        const char *semi = memchr(in + i, ';', len - i);
+        if (!semi)
+            return MP_EINVAL;
+        size_t n = (size_t)(semi - (in + i)) + 1;
+        static const struct {
+            const char *ent;
+            char c;
+        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}};
+        int found = 0;
+        for (size_t k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+            if (strlen(ents[k].ent) == n && memcmp(in + i, ents[k].ent, n) == 0) {
+                out[o++] = ents[k].c;
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            if (n < 4 || in[i + 1] != '#')
+                return MP_EINVAL;
+            int hex = in[i + 2] == 'x';
+            unsigned long cp = strtoul(in + i + 2 + hex, NULL, hex ? 16 : 10);
+            /* The framer only writes these for whitespace characters. */
+            if (cp == 0 || cp > 0x7f)
+                return MP_EINVAL;
+            out[o++] = (char)cp;
+        }
+        i += n - 1;
+    }
+    out[o] = '\0';
+    return (int)o;
+}

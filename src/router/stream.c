@@ -1,0 +1,426 @@
+/* Client stream negotiation on the core: stream features, SASL, resource binding. The mux
+ * owns the bytes and TLS; the core owns who somebody is. */
+#include "router/core_int.h"
+#include "auth/sasl.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "xml/escape.h"
+#include "xml/framer.h"
+#include "xmpp/jid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+static void
+channel_of(const mp_cstream *s, mp_sasl_channel *ch)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->tls = s->tls;
+    if (!s->cb || s->cb_len < 2)
+        return;
+    size_t el = s->cb[0];
+    if (1 + el + 1 > s->cb_len)
+        return;
+    size_t pl = s->cb[1 + el];
+    if (2 + el + pl > s->cb_len)
+        return;
+    if (el) {
+        ch->exporter = s->cb + 1;
+        ch->exporter_len = el;
+    }
+    if (pl) {
+        ch->endpoint = s->cb + 2 + el;
+        ch->endpoint_len = pl;
+    }
+}
+
+void
+mp_cstream_features(mp_core *core, mp_cstream *s)
+{
+    const mp_config *cfg = core->cfg;
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    mp_buf_puts(b, "<stream:features>");
+    if (s->state == CS_PREAUTH) {
+        if (s->tls_available && !s->tls)
+            mp_buf_puts(b, cfg->tls_required
+                               ? "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
+                                 "</starttls>"
+                               : "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        if (s->tls || !cfg->tls_required) {
+            char mechs[512];
+            mp_sasl_channel ch;
+            channel_of(s, &ch);
+            if (mp_sasl_mechanisms_xml(core->sasl, &ch, mechs, sizeof mechs) > 0) {
+                mp_buf_puts(b, "<mechanisms xmlns='" NS_SASL "'>");
+                mp_buf_puts(b, mechs);
+                mp_buf_puts(b, "</mechanisms>");
+            }
+            if (ch.exporter || ch.endpoint) {
+                /* XEP-0440: which channel bindings this server can do. */
+                mp_buf_puts(b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>");
+                if (ch.exporter)
+                    mp_buf_puts(b, "<channel-binding type='tls-exporter'/>");
+                if (ch.endpoint)
+                    mp_buf_puts(b, "<channel-binding type='tls-server-end-point'/>");
+                mp_buf_puts(b, "</sasl-channel-binding>");
+            }
+        }
+        mp_buf_printf(b,
+                      "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
+                      "<idle-seconds>%d</idle-seconds></limits>",
+                      cfg->preauth_max_stanza_size, cfg->unauthenticated_timeout);
+    } else {
+        mp_buf_puts(b, "<bind xmlns='" NS_BIND "'/>"
+                       "<session xmlns='" NS_SESSION "'><optional/></session>");
+        mp_buf_printf(b,
+                      "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
+                      "</limits>",
+                      cfg->max_stanza_size);
+    }
+    if (mp_buf_puts(b, "</stream:features>") < 0) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
+    mp_core_send(core, s, b->data, b->len);
+}
+
+/* ---- SASL ---- */
+
+typedef struct delayed_reply {
+    uv_timer_t timer;
+    mp_core *core;
+    mp_link *link;
+    uint64_t conn;
+    size_t len;
+    char bytes[];
+} delayed_reply;
+
+static void
+delayed_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+delayed_fire(uv_timer_t *t)
+{
+    delayed_reply *d = t->data;
+    if (!d->core->stopping)
+        mp_core_send_frame(d->core, d->link, MP_LF_SEND, d->conn, NULL, 0, d->bytes, d->len);
+    uv_close((uv_handle_t *)t, delayed_closed);
+}
+
+static void
+sasl_failure(mp_core *core, mp_cstream *s, int failure, int delay_ms)
+{
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "<failure xmlns='" NS_SASL "'><%s/></failure>",
+                     mp_sasl_failure_name(failure));
+    if (delay_ms <= 0) {
+        mp_core_send(core, s, buf, (size_t)n);
+        return;
+    }
+    /* Slow down guessing: the answer waits, the core does not. */
+    delayed_reply *d = malloc(sizeof *d + (size_t)n);
+    if (!d) {
+        mp_core_send(core, s, buf, (size_t)n);
+        return;
+    }
+    d->core = core;
+    d->link = s->link;
+    d->conn = s->conn;
+    d->len = (size_t)n;
+    memcpy(d->bytes, buf, (size_t)n);
+    uv_timer_init(core->loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, delayed_fire, (uint64_t)delay_ms, 0);
+}
+
+static void
+sasl_done(mp_core *core, mp_cstream *s)
+{
+    if (s->sasl) {
+        mp_sasl_session_free(s->sasl);
+        s->sasl = NULL;
+    }
+}
+
+static void
+sasl_step(mp_core *core, mp_cstream *s, const char *text, size_t len)
+{
+    char *out = NULL;
+    int failure = 0;
+    char account[2 * MP_JID_PART_MAX + 2];
+    int r = mp_sasl_step(s->sasl, text, len, &out, &failure);
+    const char *user = mp_sasl_username(s->sasl);
+    const char *host = core->cfg->hosts[s->host];
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    if (r == MP_SASL_CONTINUE) {
+        mp_buf_puts(b, "<challenge xmlns='" NS_SASL "'>");
+        mp_buf_puts(b, out && *out ? out : "=");
+        if (mp_buf_puts(b, "</challenge>") == 0)
+            mp_core_send(core, s, b->data, b->len);
+        free(out);
+        return;
+    }
+    if (r == MP_SASL_SUCCESS && user) {
+        snprintf(account, sizeof account, "%s@%s", user, host);
+        s->node = strdup(user);
+        if (!s->node) {
+            free(out);
+            mp_core_close_stream(core, s, "resource-constraint", NULL);
+            return;
+        }
+        mp_info("conn %016llx (%s): authenticated %s with %s", (unsigned long long)s->conn,
+                s->ip, account, mp_sasl_mechanism(s->sasl));
+        mp_throttle_success(core, account);
+        core->stats.auth_ok++;
+        sasl_done(core, s);
+        free(s->cb);
+        s->cb = NULL;
+        s->cb_len = 0;
+        s->state = CS_AUTHED;
+        mp_buf_puts(b, "<success xmlns='" NS_SASL "'");
+        if (out && *out) {
+            mp_buf_puts(b, ">");
+            mp_buf_puts(b, out);
+            mp_buf_puts(b, "</success>");
+        } else {
+            mp_buf_puts(b, "/>");
+        }
+        free(out);
+        mp_core_send_frame(core, s->link, MP_LF_AUTHED, s->conn, NULL, 0, b->data, b->len);
+        return;
+    }
+    free(out);
+    /* The account named is known only to the SASL layer after a step; use it if any. */
+    const char *who = mp_sasl_attempted_user(s->sasl);
+    snprintf(account, sizeof account, "%s@%s", who ? who : "", host);
+    int delay = mp_throttle_failure(core, s->ip, who ? account : NULL);
+    core->stats.auth_failed++;
+    mp_info("conn %016llx (%s): authentication failed (%s)", (unsigned long long)s->conn,
+            s->ip, mp_sasl_failure_name(failure ? failure : MP_SASL_F_NOT_AUTHORIZED));
+    sasl_done(core, s);
+    sasl_failure(core, s, failure ? failure : MP_SASL_F_NOT_AUTHORIZED, delay);
+}
+
+static void
+sasl_element(mp_core *core, mp_cstream *s, const mp_xnode *el)
+{
+    const mp_config *cfg = core->cfg;
+    if (strcmp(el->name, "abort") == 0) {
+        sasl_done(core, s);
+        sasl_failure(core, s, MP_SASL_F_ABORTED, 0);
+        return;
+    }
+    if (strcmp(el->name, "response") == 0) {
+        if (!s->sasl) {
+            sasl_failure(core, s, MP_SASL_F_MALFORMED_REQUEST, 0);
+            return;
+        }
+        sasl_step(core, s, el->text, el->text_len);
+        return;
+    }
+    if (strcmp(el->name, "auth") != 0) {
+        mp_core_close_stream(core, s, "unsupported-stanza-type", NULL);
+        return;
+    }
+    sasl_done(core, s);
+    if (!s->tls && cfg->tls_required) {
+        sasl_failure(core, s, MP_SASL_F_ENCRYPTION_REQUIRED, 0);
+        return;
+    }
+    if (mp_throttle_check(core, s->ip, NULL)) {
+        mp_info("conn %016llx (%s): too many failed logins, refusing for now",
+                (unsigned long long)s->conn, s->ip);
+        sasl_failure(core, s, MP_SASL_F_TEMPORARY_AUTH_FAILURE, 0);
+        return;
+    }
+    const char *mech = mp_xnode_attr(el, "mechanism");
+    mp_sasl_channel ch;
+    channel_of(s, &ch);
+    if (!mech || mp_sasl_start(core->sasl, mech, cfg->hosts[s->host], &ch, &s->sasl) < 0) {
+        sasl_failure(core, s, MP_SASL_F_INVALID_MECHANISM, 0);
+        return;
+    }
+    sasl_step(core, s, el->text, el->text_len);
+}
+
+/* ---- binding ---- */
+
+static void
+iq_error_raw(mp_core *core, mp_cstream *s, const char *id, const char *etype, const char *cond)
+{
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    mp_buf_puts(b, "<iq type='error' id='");
+    mp_xml_escape_attr(b, id, strlen(id));
+    mp_buf_printf(b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", etype,
+                  cond);
+    mp_core_send(core, s, b->data, b->len);
+}
+
+static void
+bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *bind)
+{
+    const mp_config *cfg = core->cfg;
+    const char *id = mp_xnode_attr(iq, "id");
+    const char *type = mp_xnode_attr(iq, "type");
+    if (!id || !type || strcmp(type, "set") != 0) {
+        mp_core_close_stream(core, s, "not-authorized", NULL);
+        return;
+    }
+    char res[MP_JID_PART_MAX + 1];
+    const mp_xnode *r = mp_xnode_child(bind, NS_BIND, "resource");
+    int rlen = 0;
+    if (r && r->text_len)
+        rlen = mp_jid_resourceprep(r->text, r->text_len, res, sizeof res);
+    if (rlen < 0) {
+        iq_error_raw(core, s, id, "modify", "bad-request");
+        return;
+    }
+    if (rlen == 0) {
+        memcpy(res, "magpie-", 7);
+        mp_random_token(res + 7, 12);
+        rlen = 19;
+    }
+    const char *host = cfg->hosts[s->host];
+    char full[3 * MP_JID_PART_MAX + 3];
+    int blen = snprintf(full, sizeof full, "%s@%s", s->node, host);
+    int flen = snprintf(full + blen, sizeof full - (size_t)blen, "/%s", res) + blen;
+    mp_user *u = mp_core_user(core, full, (size_t)blen);
+    if (u) {
+        for (mp_cstream *o = u->resources; o; o = o->next_res) {
+            if (o->full_len != (size_t)flen || memcmp(o->full, full, (size_t)flen) != 0)
+                continue;
+            if (cfg->conflict_policy == MP_CONFLICT_REFUSE) {
+                iq_error_raw(core, s, id, "cancel", "conflict");
+                return;
+            }
+            mp_info("conn %016llx: %s replaces the session on conn %016llx",
+                    (unsigned long long)s->conn, full, (unsigned long long)o->conn);
+            mp_core_close_stream(core, o, "conflict", "Replaced by new connection");
+            break;
+        }
+        u = mp_core_user(core, full, (size_t)blen);
+        if (u && u->count >= cfg->max_sessions_per_user) {
+            iq_error_raw(core, s, id, "wait", "resource-constraint");
+            return;
+        }
+    }
+    if (!u) {
+        u = calloc(1, sizeof *u + (size_t)blen + 1);
+        if (!u || mp_htab_insert(&core->users, &u->by_bare, mp_hash_str(full, (size_t)blen)) < 0) {
+            free(u);
+            iq_error_raw(core, s, id, "wait", "resource-constraint");
+            return;
+        }
+        memcpy(u->bare, full, (size_t)blen);
+        u->bare_len = (size_t)blen;
+    }
+    s->full = strdup(full);
+    if (!s->full) {
+        if (!u->resources) {
+            mp_htab_remove(&core->users, &u->by_bare);
+            free(u);
+        }
+        iq_error_raw(core, s, id, "wait", "resource-constraint");
+        return;
+    }
+    s->full_len = (size_t)flen;
+    s->bare_len = (size_t)blen;
+    s->user = u;
+    s->next_res = u->resources;
+    u->resources = s;
+    u->count++;
+    s->state = CS_BOUND;
+    core->stats.sessions++;
+    mp_info("conn %016llx (%s): bound %s", (unsigned long long)s->conn, s->ip, full);
+    mp_buf *b = &core->scratch;
+    b->len = 0;
+    mp_buf_puts(b, "<iq type='result' id='");
+    mp_xml_escape_attr(b, id, strlen(id));
+    mp_buf_puts(b, "'><bind xmlns='" NS_BIND "'><jid>");
+    mp_xml_escape_text(b, full, (size_t)flen);
+    if (mp_buf_puts(b, "</jid></bind></iq>") < 0) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
+    mp_core_send_frame(core, s->link, MP_LF_BOUND, s->conn, full, (size_t)flen, b->data, b->len);
+}
+
+void
+mp_cstream_unbind(mp_core *core, mp_cstream *s)
+{
+    mp_user *u = s->user;
+    if (!u)
+        return;
+    for (mp_cstream **pp = &u->resources; *pp; pp = &(*pp)->next_res) {
+        if (*pp == s) {
+            *pp = s->next_res;
+            break;
+        }
+    }
+    u->count--;
+    core->stats.sessions--;
+    s->user = NULL;
+    if (!u->resources) {
+        mp_htab_remove(&core->users, &u->by_bare);
+        free(u);
+    }
+}
+
+/* ---- elements before a session is bound, and nonzas after ---- */
+
+void
+mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
+{
+    if (s->state == CS_BOUND && f->el_kind != 0) {
+        mp_route_stanza(core, s, f);
+        return;
+    }
+    mp_xnode *el = NULL;
+    int rc = mp_xml_parse(core->parser, &core->arena, "jabber:client", mp_frame_payload(f),
+                          f->payload_len, &el);
+    if (rc < 0) {
+        mp_core_close_stream(core, s, rc == MP_ENOMEM ? "resource-constraint" : "not-well-formed",
+                             NULL);
+        return;
+    }
+    int sasl_ns = strcmp(el->ns, NS_SASL) == 0;
+    switch (s->state) {
+    case CS_PREAUTH:
+        if (sasl_ns)
+            sasl_element(core, s, el);
+        else
+            mp_core_close_stream(core, s, "not-authorized", NULL);
+        return;
+    case CS_AUTHED: {
+        const mp_xnode *bind = f->el_kind == MP_EL_IQ ? mp_xnode_child(el, NS_BIND, "bind") : NULL;
+        if (bind)
+            bind_resource(core, s, el, bind);
+        else
+            mp_core_close_stream(core, s, "not-authorized", NULL);
+        return;
+    }
+    default:
+        break;
+    }
+    /* Bound, and not a stanza. */
+    if (strcmp(el->ns, "jabber:client") == 0 || sasl_ns) {
+        /* SASL is never offered again after success (RFC 6120 §6.4.8). */
+        mp_core_close_stream(core, s, "unsupported-stanza-type", NULL);
+        return;
+    }
+    mp_debug("conn %016llx: dropped unknown nonza {%s}%s", (unsigned long long)s->conn, el->ns,
+             el->name);
+}

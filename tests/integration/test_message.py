@@ -1,0 +1,148 @@
+"""Alice and Bob talk through Magpie: RFC 6120/6121 delivery rules and stanza errors."""
+import asyncio
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from conftest import barrier, next_message, ping_iq, run, slix_close, slix_login
+
+
+async def no_message(c, seconds=1.0):
+    try:
+        m = await asyncio.wait_for(c.messages.get(), seconds)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"{c.boundjid} got an unexpected message: {m}")
+
+
+def test_full_and_bare_jid_delivery(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice", resource="home")
+        bob_low = await slix_login(server, "bob", mech="SCRAM-SHA-1", resource="low")
+        bob_high = await slix_login(server, "bob", mech="SCRAM-SHA-256", resource="high")
+        bob_low.send_presence(ppriority=1)
+        bob_high.send_presence(ppriority=10)
+        await barrier(bob_low, server)
+        await barrier(bob_high, server)
+        # Presence broadcast to the other resources may arrive; only messages are queued.
+
+        alice.send_message(mto=str(bob_low.boundjid), mbody="to low, by full JID", mtype="chat")
+        m = await next_message(bob_low, what="a message to its full JID")
+        assert m["body"] == "to low, by full JID", m
+        assert m["from"] == alice.boundjid, f"from is {m['from']}, want {alice.boundjid}"
+        await no_message(bob_high, 0.5)
+
+        alice.send_message(mto=server.jid("bob"), mbody="to bare", mtype="chat")
+        m = await next_message(bob_high, what="a message to bare JID (priority 10)")
+        assert m["body"] == "to bare", m
+        await no_message(bob_low, 1.0)
+
+        # Bob answers, alice gets it.
+        bob_high.send_message(mto=str(alice.boundjid), mbody="hi alice", mtype="chat")
+        m = await next_message(alice)
+        assert m["body"] == "hi alice" and m["from"] == bob_high.boundjid, m
+        for c in (alice, bob_low, bob_high):
+            await slix_close(c)
+    run(dialogue())
+
+
+def test_spoofed_from_is_restamped(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice", resource="a")
+        bob = await slix_login(server, "bob", resource="b")
+        msg = alice.make_message(mto=str(bob.boundjid), mbody="I am carol, honest",
+                                 mtype="chat", mfrom=server.jid("carol") + "/forged")
+        msg.send()
+        m = await next_message(bob)
+        assert m["body"] == "I am carol, honest", m
+        assert m["from"] == alice.boundjid, (
+            f"spoofed from not corrected: bob sees from={m['from']}, want {alice.boundjid}")
+        for c in (alice, bob):
+            await slix_close(c)
+    run(dialogue())
+
+
+def test_message_to_unknown_user(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        alice.send_message(mto=server.jid("nobody"), mbody="anyone?", mtype="chat")
+        m = await next_message(alice, what="an error bounce")
+        assert m["type"] == "error", f"no error for a message to an unknown user: {m}"
+        assert m["error"]["condition"] == "service-unavailable", m
+        assert m["from"].bare == server.jid("nobody"), m
+        await slix_close(alice)
+    run(dialogue())
+
+
+def test_iq_to_unavailable_full_jid(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        bob = await slix_login(server, "bob", resource="here")
+        iq = ping_iq(alice, server.jid("bob") + "/gone")
+        with pytest.raises(IqError) as e:
+            await iq.send(timeout=10)
+        assert e.value.iq["error"]["condition"] == "service-unavailable", e.value.iq
+        # and the same IQ to the resource that is there reaches bob, who answers it
+        iq = ping_iq(alice, str(bob.boundjid))
+        res = await iq.send(timeout=10)
+        assert res["type"] == "result", res
+        for c in (alice, bob):
+            await slix_close(c)
+    run(dialogue())
+
+
+def test_ping_server(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        iq = ping_iq(alice, server.domain)
+        res = await iq.send(timeout=10)
+        assert res["type"] == "result", res
+        assert res["from"] == server.domain, res
+        await slix_close(alice)
+    run(dialogue())
+
+
+def test_unknown_iq_namespace(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        iq = alice.make_iq_get(queryxmlns="urn:example:nobody-serves-this", ito=server.domain)
+        with pytest.raises(IqError) as e:
+            await iq.send(timeout=10)
+        assert e.value.iq["error"]["condition"] == "service-unavailable", e.value.iq
+        # to one's own bare JID (the server answers for the account)
+        iq = alice.make_iq_get(queryxmlns="urn:example:nobody-serves-this",
+                               ito=alice.boundjid.bare)
+        with pytest.raises(IqError) as e:
+            await iq.send(timeout=10)
+        assert e.value.iq["error"]["condition"] == "service-unavailable", e.value.iq
+        await slix_close(alice)
+    run(dialogue())
+
+
+def test_version_and_disco(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        iq = alice.make_iq_get(queryxmlns="jabber:iq:version", ito=server.domain)
+        res = await iq.send(timeout=10)
+        assert res["type"] == "result", res
+        assert "Magpie" in str(res) or "magpie" in str(res), f"version answer: {res}"
+        iq = alice.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info",
+                               ito=server.domain)
+        res = await iq.send(timeout=10)
+        assert "urn:xmpp:ping" in str(res), f"disco#info lacks ping: {res}"
+        await slix_close(alice)
+    run(dialogue())
+
+
+def test_many_messages_in_order(server):
+    async def dialogue():
+        alice = await slix_login(server, "alice")
+        bob = await slix_login(server, "bob")
+        for i in range(200):
+            alice.send_message(mto=str(bob.boundjid), mbody=f"n{i}", mtype="chat")
+        for i in range(200):
+            m = await next_message(bob, what=f"message n{i}")
+            assert m["body"] == f"n{i}", f"out of order or lost: got {m['body']} want n{i}"
+        for c in (alice, bob):
+            await slix_close(c)
+    run(dialogue())
