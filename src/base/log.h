@@ -12,7 +12,7 @@ void mp_log_init(int level, int use_syslog);
 int mp_log_level_parse(const char *name); /* "error".."debug" -> level, -1 if unknown */
 int mp_log_enabled(int level);
 void mp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mp_vlog(int level, const char *fmt, va_list ap);
+void mp_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #define mp_err(...) mp_log(MP_LOG_ERROR, __VA_ARGS__)
 #define mp_warn(...) mp_log(MP_LOG_WARN, __VA_ARGS__)

@@ -209,38 +209,74 @@ mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
 
 /* ---- loading ---- */
 
+/* Modules the stream protocol itself relies on (the features advertise them), loaded
+ * whatever the configuration lists. */
+static const char *const mandatory_modules[] = {"session", NULL};
+
+static int
+is_mandatory(const char *name)
+{
+    for (const char *const *m = mandatory_modules; *m; m++)
+        if (strcmp(*m, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+load_one(mp_core *core, const char *name)
+{
+    const mp_module_def *def = NULL;
+    for (const mp_module_def *const *d = mp_builtin_modules; *d; d++)
+        if (strcmp((*d)->name, name) == 0)
+            def = *d;
+    if (!def) {
+        mp_err("%s: unknown module '%s'", core->cfg->path ? core->cfg->path : "config", name);
+        return MP_EINVAL;
+    }
+    if (def->abi != MP_ABI_1) {
+        mp_err("module %s: ABI %d not supported", def->name, def->abi);
+        return MP_EINVAL;
+    }
+    for (size_t i = 0; i < core->nmodules; i++) {
+        if (core->modules[i]->def == def) {
+            mp_err("module %s is listed twice", def->name);
+            return MP_EINVAL;
+        }
+    }
+    mp_module *m = calloc(1, sizeof *m);
+    if (!m)
+        return MP_ENOMEM;
+    m->def = def;
+    m->core = core;
+    core->modules[core->nmodules++] = m;
+    int rc = def->load(m);
+    if (rc < 0) {
+        mp_err("module %s failed to load: %s", def->name, mp_strerror(rc));
+        return rc;
+    }
+    mp_debug("module %s loaded", def->name);
+    return 0;
+}
+
 int
 mp_modules_load(mp_core *core)
 {
     const mp_config *cfg = core->cfg;
-    core->modules = calloc(cfg->nmodules ? cfg->nmodules : 1, sizeof *core->modules);
+    size_t max = cfg->nmodules + sizeof mandatory_modules / sizeof mandatory_modules[0];
+    core->modules = calloc(max, sizeof *core->modules);
     if (!core->modules)
         return MP_ENOMEM;
-    for (size_t i = 0; i < cfg->nmodules; i++) {
-        const mp_module_def *def = NULL;
-        for (const mp_module_def *const *d = mp_builtin_modules; *d; d++)
-            if (strcmp((*d)->name, cfg->modules[i]) == 0)
-                def = *d;
-        if (!def) {
-            mp_err("%s: unknown module '%s'", cfg->path ? cfg->path : "config", cfg->modules[i]);
-            return MP_EINVAL;
-        }
-        if (def->abi != MP_ABI_1) {
-            mp_err("module %s: ABI %d not supported", def->name, def->abi);
-            return MP_EINVAL;
-        }
-        mp_module *m = calloc(1, sizeof *m);
-        if (!m)
-            return MP_ENOMEM;
-        m->def = def;
-        m->core = core;
-        core->modules[core->nmodules++] = m;
-        int rc = def->load(m);
-        if (rc < 0) {
-            mp_err("module %s failed to load: %s", def->name, mp_strerror(rc));
+    for (const char *const *m = mandatory_modules; *m; m++) {
+        int rc = load_one(core, *m);
+        if (rc < 0)
             return rc;
-        }
-        mp_debug("module %s loaded", def->name);
+    }
+    for (size_t i = 0; i < cfg->nmodules; i++) {
+        if (is_mandatory(cfg->modules[i]))
+            continue;
+        int rc = load_one(core, cfg->modules[i]);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
