@@ -246,21 +246,28 @@ mp_admin_user_cmd(mp_store *st, const mp_config *cfg, int argc, char **argv, mp_
 
 /* ---- server-side commands ------------------------------------------------------------------ */
 
-/* Output lines are protocol lines: a control character would end them early. */
+/* Text from a client (a JID in a message) must not end a protocol or log line early. */
+static void
+sanitize(char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+}
+
 static int
 client_emit(const char *text, void *ud)
 {
     admin_client *c = ud;
-    size_t start = c->out.len;
+    size_t start = c->out.len + 5;
 
     if (c->out.len + strlen(text) + 6 > OUTPUT_MAX)
         return MP_ELIMIT;
     if (mp_buf_puts(&c->out, "data ") < 0 || mp_buf_puts(&c->out, text) < 0 ||
-        mp_buf_puts(&c->out, "\n") < 0)
+        mp_buf_append(&c->out, "", 1) < 0)
         return MP_ENOMEM;
-    for (size_t i = start + 5; i < c->out.len - 1; i++)
-        if ((unsigned char)c->out.data[i] < ' ' || c->out.data[i] == 0x7f)
-            c->out.data[i] = '?';
+    sanitize(c->out.data + start);
+    c->out.data[c->out.len - 1] = '\n';
     return 0;
 }
 
@@ -273,7 +280,7 @@ static int
 session_line(const mp_core_session_info *s, void *ud)
 {
     sessions_ctx *x = ud;
-    char since[32], line[2 * MP_JID_PART_MAX + 128];
+    char since[32], line[3 * MP_JID_PART_MAX + 128];
     time_t t = (time_t)s->since;
     struct tm tm;
 
@@ -380,11 +387,11 @@ describe(int argc, char **argv, char *out, size_t cap)
     out[0] = '\0';
     for (int i = 0; i < argc && i < show && n + 1 < cap; i++) {
         int m = snprintf(out + n, cap - n, "%s%.64s", i ? " " : "", argv[i]);
-        n = m < 0 ? n : n + (size_t)m >= cap ? cap - 1 : n + (size_t)m;
+        if (m < 0 || (size_t)m >= cap - n)
+            break;
+        n += (size_t)m;
     }
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < ' ' || *p == 0x7f)
-            *p = '?';
+    sanitize(out);
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -477,6 +484,7 @@ client_request(admin_client *c)
     }
     describe(argc, argv, what, sizeof what);
     int rc = dispatch(c, argc, argv, err, sizeof err);
+    sanitize(err);
     if (rc < 0) {
         /* the message names at most a JID or domain, never a password */
         mp_warn("admin: %s: %s", what, err);

@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -323,6 +324,41 @@ class RawClient:
             data = data.encode()
         self.transcript.append(("C", data[:2000]))
         self.sock.sendall(data)
+
+    def flood(self, data, chunk=16384, limit=None):
+        """Send data in chunks (or, with limit, data repeated up to limit bytes), collecting what the server answers in between, and stop when it
+        closes the stream or the connection: a server may rightly hang up on us mid-send, and
+        its stream error must not be lost to the reset that follows. Returns bytes sent."""
+        if isinstance(data, str):
+            data = data.encode()
+        sent = 0
+        total = len(data) if limit is None else limit
+        try:
+            while sent < total:
+                if limit is None:
+                    piece = data[sent:sent + chunk]
+                else:  # data is a unit repeated until limit bytes are out
+                    piece = data[:min(len(data), total - sent)]
+                self.sock.settimeout(10)
+                self.sock.sendall(piece)
+                sent += len(piece)
+                self._drain()
+                if self.eof or "</stream:stream>" in self.text():
+                    break
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
+            pass
+        return sent
+
+    def _drain(self):
+        while not self.eof:
+            pending = getattr(self.sock, "pending", lambda: 0)()
+            if not pending and not select.select([self.sock], [], [], 0)[0]:
+                return
+            try:
+                if not self._recv(0.5):
+                    return
+            except socket.timeout:
+                return
 
     def _recv(self, timeout):
         self.sock.settimeout(timeout)

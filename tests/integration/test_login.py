@@ -160,6 +160,8 @@ def test_plain_authzid_for_other_user_refused(server):
 
 def test_tls_1_1_refused(server):
     import ssl
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
     c = RawClient(server.port)
     c.open_stream()
     c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")

@@ -1,7 +1,6 @@
 """Bad input at the byte level: each case gets the stream error RFC 6120 names, the server
 closes, and it keeps serving everyone else."""
 import re
-import socket
 import time
 
 import pytest
@@ -146,33 +145,15 @@ def test_preauth_huge_attribute(server):
     c.open_stream()
     rss0 = server.rss_kb()
     c.send("<iq type='get' id='")
-    chunk = b"a" * 65536
-    sent = 0
-    c.sock.settimeout(5)
-    try:
-        while sent < 10 * 1024 * 1024:
-            c.sock.sendall(chunk)
-            sent += len(chunk)
-            c.sock.setblocking(False)
-            try:
-                data = c.sock.recv(65536)
-                if data:
-                    c.buf += data
-                else:
-                    break
-            except BlockingIOError:
-                pass
-            finally:
-                c.sock.settimeout(5)
-            if "policy-violation" in c.text():
-                break
-    except (BrokenPipeError, ConnectionResetError, socket.timeout):
-        pass
+    sent = c.flood(b"a" * 65536, chunk=65536, limit=10 * 1024 * 1024)
     rest = c.read_until_closed(timeout=10)
     assert re.search(stream_error_re("policy-violation"), rest), (
         f"no policy-violation after {sent} bytes of one attribute; server sent: {rest!r}")
-    assert sent < 4 * 1024 * 1024, f"server read {sent} bytes of a pre-auth attribute"
+    # Loopback socket buffers alone can hold a few MB, so this bound is loose; the RSS check
+    # below is the strict one.
+    assert sent < 6 * 1024 * 1024, f"server took {sent} bytes of one pre-auth attribute"
     rss1 = server.rss_kb()
+    print(f"sent {sent} bytes before the close; RSS {rss0} -> {rss1} kB")
     assert rss1 - rss0 < 4096, f"RSS grew from {rss0} to {rss1} kB on a pre-auth attribute"
     still_serving(server)
 
@@ -180,14 +161,14 @@ def test_preauth_huge_attribute(server):
 def test_preauth_too_many_elements(server):
     c = RawClient(server.port)
     c.open_stream()
-    c.send("<iq type='get' id='x'><query xmlns='urn:x'>" + "<a/>" * 5000 + "</query></iq>")
+    c.flood("<iq type='get' id='x'><query xmlns='urn:x'>" + "<a/>" * 5000 + "</query></iq>")
     expect_stream_error(c, "policy-violation")
 
 
 def test_deep_nesting(server):
     c = RawClient(server.port)
     c.login("alice", server.users["alice"])
-    c.send("<message to='bob@localhost'>" + "<a>" * 100000)
+    c.flood("<message to='bob@localhost'>" + "<a>" * 100000)
     text = c.read_until_closed()
     assert re.search(stream_error_re("policy-violation"), text), text
     still_serving(server)
@@ -231,12 +212,12 @@ def test_stanza_size_limit(make_server):
     carol.login("carol", srv.users["carol"], resource="c")
 
     # Exactly the advertised limit passes.
-    carol.send(_message_of_size(bob.jid, limit))
+    carol.flood(_message_of_size(bob.jid, limit))
     got = bob.read_until(r"<message.*?</message>", timeout=15)
     assert got.count("x") >= limit - 200, f"stanza at the limit not delivered intact: {len(got)}"
 
     # One byte more is a policy-violation with stanza-too-big, and nothing is delivered.
-    carol.send(_message_of_size(bob.jid, limit + 1))
+    carol.flood(_message_of_size(bob.jid, limit + 1))
     text = expect_stream_error(carol, "policy-violation", timeout=15)
     assert re.search(r"<stanza-too-big\s+xmlns=['\"]urn:xmpp:errors['\"]", text), (
         f"policy-violation without <stanza-too-big xmlns='urn:xmpp:errors'/>: {text!r}")

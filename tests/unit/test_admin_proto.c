@@ -419,6 +419,7 @@ test_server_commands(void **state)
         {"\n", NULL},
         {long_line, NULL},
         {"status", NULL}, /* no newline: the half-close ends the request */
+        {"kick a%0Aok%0Ab\n", NULL},
         {NULL, NULL},
     };
     client_job job = {.ex = ex};
@@ -453,9 +454,11 @@ test_server_commands(void **state)
     assert_string_equal(ex[11].reply, "error malformed request\n");
     assert_string_equal(ex[12].reply, "error request line too long\n");
     assert_string_equal(ex[13].reply, ex[0].reply);
+    /* a decoded newline cannot forge a protocol line */
+    assert_string_equal(ex[14].reply, "error no session matches a?ok?b\n");
 
     /* user delete kicked the deleted user's sessions */
-    assert_int_equal(f->core.nkicked, 3);
+    assert_int_equal(f->core.nkicked, 4);
     assert_string_equal(f->core.kicked[0], "alice@localhost");
     assert_string_equal(f->core.kicked[1], "bob@localhost");
     assert_string_equal(f->core.kicked[2], "alice@localhost/phone");

@@ -304,6 +304,23 @@ create_private(const char *path)
     return 0;
 }
 
+/* Switching a new database to WAL takes an exclusive lock and SQLite may answer SQLITE_BUSY
+ * without consulting the busy handler while another process does the same: retry briefly. */
+static int
+set_wal(sqlite_store *s)
+{
+    for (int i = 0; i < 100; i++) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return 0;
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return exec(s, "PRAGMA journal_mode=WAL");
+}
+
 int
 mp_store_sqlite_open(const char *path, mp_store **out)
 {
@@ -323,14 +340,14 @@ mp_store_sqlite_open(const char *path, mp_store **out)
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL")) < 0 ||
-        (rc = exec(s, "PRAGMA synchronous=FULL")) < 0 ||
-        (rc = exec(s, "PRAGMA foreign_keys=ON")) < 0)
-        goto fail;
+    /* The busy handler first: magpiectl and magpied may open the same new file at once. */
     if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK) {
         rc = db_fail(s, "busy_timeout");
         goto fail;
     }
+    if ((rc = set_wal(s)) < 0 || (rc = exec(s, "PRAGMA synchronous=FULL")) < 0 ||
+        (rc = exec(s, "PRAGMA foreign_keys=ON")) < 0)
+        goto fail;
     if ((rc = migrate(s)) < 0)
         goto fail;
     if ((rc = prepare(s,

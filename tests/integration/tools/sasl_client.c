@@ -483,8 +483,8 @@ main(int argc, char **argv)
 
         if (plus) {
             if (cbtype == NULL)
-                cbtype = SSL_version(c.ssl) >= TLS1_3_VERSION ? "tls-exporter"
-                                                               : "tls-server-end-point";
+                cbtype =
+                    SSL_version(c.ssl) >= TLS1_3_VERSION ? "tls-exporter" : "tls-server-end-point";
             cblen = cb_data(c.ssl, cbtype, cb);
             fprintf(stderr, "CB %s:", cbtype);
             for (size_t k = 0; k < cblen; k++)
@@ -503,7 +503,8 @@ main(int argc, char **argv)
             asprintf(&first, "%s%s", gs2, first_bare) < 0)
             die("out of memory");
         b64 = b64enc((unsigned char *)first, strlen(first));
-        if (asprintf(&auth, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>",
+        if (asprintf(&auth,
+                     "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>",
                      mech, b64) < 0)
             die("out of memory");
         conn_send(&c, auth);
@@ -535,8 +536,8 @@ main(int argc, char **argv)
         if (asprintf(&final_wo_proof, "c=%s,r=%s", cbinput_b64, rbuf) < 0 ||
             asprintf(&authmsg, "%s,%s,%s", first_bare, server_first, final_wo_proof) < 0)
             die("out of memory");
-        if (PKCS5_PBKDF2_HMAC(pass, (int)strlen(pass), salt, (int)saltlen, atoi(ibuf), md,
-                              (int)hl, salted) != 1)
+        if (PKCS5_PBKDF2_HMAC(pass, (int)strlen(pass), salt, (int)saltlen, atoi(ibuf), md, (int)hl,
+                              salted) != 1)
             die("PBKDF2");
         hmac(md, salted, hl, "Client Key", 10, ckey);
         if (EVP_Digest(ckey, hl, stored, NULL, md, NULL) != 1)
@@ -551,7 +552,7 @@ main(int argc, char **argv)
         if (asprintf(&final, "%s,p=%s", final_wo_proof, proof_b64) < 0)
             die("out of memory");
         free(b64);
-        b64 = b64enc((unsigned char *)final, strlen(final));
+        b64 = b64enc((unsigned char *) final, strlen(final));
         free(auth);
         if (asprintf(&auth, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>",
                      b64) < 0)

@@ -40,8 +40,7 @@ message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 
     fprintf(stderr, "strophe_echo: message from %s: %s\n", from ? from : "(none)",
             body ? body : "(no body)");
-    if (from != NULL && body != NULL && bare_eq(from, st->peer) &&
-        strcmp(body, st->expect) == 0) {
+    if (from != NULL && body != NULL && bare_eq(from, st->peer) && strcmp(body, st->expect) == 0) {
         st->got_reply = 1;
         xmpp_disconnect(conn);
     }
