@@ -656,12 +656,23 @@ static void
 apply_limits(mp_mux *m)
 {
     pthread_mutex_lock(&m->limits_lock);
-    if (m->limits_changed) {
+    int changed = m->limits_changed;
+    if (changed) {
         m->pre_limits = m->pending_pre;
         m->post_limits = m->pending_post;
         m->limits_changed = 0;
     }
     pthread_mutex_unlock(&m->limits_lock);
+    if (!changed)
+        return;
+    /* Streams already open take the new limits too: a reload that lowers the stanza size is
+     * usually a response to abuse in progress. */
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        mp_conn *c = m->slots[i];
+        if (c && !(c->flags & CF_HANDLE_CLOSED))
+            mp_framer_set_limits(&c->fr, (c->flags & CF_AUTHED) ? &m->post_limits
+                                                                : &m->pre_limits);
+    }
 }
 
 static void
