@@ -146,6 +146,9 @@ mp_admin_encode(const char *in, char *out, size_t cap)
 
 /* ---- commands shared with magpiectl --------------------------------------------------------- */
 
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
