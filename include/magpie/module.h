@@ -31,8 +31,8 @@ typedef struct mp_iq {
     int target;              /* enum mp_iq_target */
     const char *from;        /* requester's full JID (as stamped) */
     const char *to;          /* the prepared JID addressed, "" when no 'to' was given */
-    const char *to_attr;     /* the 'to' attribute as sent (escaped), NULL when absent */
-    const char *id;          /* escaped attribute text */
+    const char *to_attr;     /* the 'to' attribute as sent, NULL when absent */
+    const char *id;          /* the IQ's id */
     const mp_xnode *stanza;  /* the whole <iq/> */
     const mp_xnode *payload; /* its first child */
     mp_arena *arena;         /* freed after the handler returns */

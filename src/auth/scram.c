@@ -142,3 +142,64 @@ mp_scram_saslprep(const char *in, char *out, size_t cap)
     free(prepped);
     return (int)len;
 }
+
+int
+mp_scram_verify_proof(int sha256, const unsigned char *stored_key, const unsigned char *server_key,
+                      const void *authmsg, size_t authmsg_len, const unsigned char *proof,
+                      size_t proof_len, unsigned char *server_sig)
+{
+    const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+    size_t hlen = sha256 ? 32 : 20;
+    unsigned char sig[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE], h[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    int rc = MP_EIO;
+
+    if (proof_len != hlen)
+        return MP_EINVAL;
+    /* The server signature is computed whatever the outcome: the same work either way. */
+    if (!HMAC(md, server_key, (int)hlen, authmsg, authmsg_len, server_sig, &n))
+        goto out;
+    if (!HMAC(md, stored_key, (int)hlen, authmsg, authmsg_len, sig, &n))
+        goto out;
+    for (size_t i = 0; i < hlen; i++)
+        key[i] = proof[i] ^ sig[i];
+    if (!EVP_Digest(key, hlen, h, NULL, md, NULL))
+        goto out;
+    rc = CRYPTO_memcmp(h, stored_key, hlen) == 0;
+out:
+    OPENSSL_cleanse(sig, sizeof sig);
+    OPENSSL_cleanse(key, sizeof key);
+    OPENSSL_cleanse(h, sizeof h);
+    return rc;
+}
+
+int
+mp_scram_saslname_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    if (len == 0)
+        return MP_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '\0' || c == ',')
+            return MP_EINVAL;
+        if (c == '=') {
+            /* RFC 5802 §5.1: only "=2C" and "=3D", upper case, are defined. */
+            if (len - i < 3)
+                return MP_EINVAL;
+            if (in[i + 1] == '2' && in[i + 2] == 'C')
+                c = ',';
+            else if (in[i + 1] == '3' && in[i + 2] == 'D')
+                c = '=';
+            else
+                return MP_EINVAL;
+            i += 2;
+        }
+        if (o + 1 >= cap || o >= INT_MAX)
+            return MP_EINVAL;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (int)o;
+}

@@ -105,7 +105,8 @@ void mp_cstream_unbind(mp_core *core, mp_cstream *s);
 
 /* route.c */
 void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);
-/* Reply to the sender of a stanza with an RFC 6120 stanza error. to_attr/id are escaped. */
+/* Reply to the sender of a stanza with an RFC 6120 stanza error. from_attr/id are plain text
+ * (the framer unescapes them); they are escaped here. */
 void mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,
                     size_t from_len, const char *id, size_t id_len, const char *etype,
                     const char *cond);
@@ -122,9 +123,5 @@ int mp_throttle_failure(mp_core *core, const char *ip, const char *account); /* 
 void mp_throttle_success(mp_core *core, const char *account);
 int mp_throttle_init(mp_core *core);
 void mp_throttle_free(mp_core *core);
-
-/* Escaped attribute text -> plain (only &amp; &lt; &gt; &apos; &quot; &#N; &#xN;). Returns the
- * length or MP_EINVAL; out must hold len+1 bytes. */
-int mp_xml_unescape(const char *in, size_t len, char *out);
 
 #endif

@@ -114,10 +114,12 @@ static int
 iq_reply_start(mp_iq *iq, mp_buf *b, const char *type)
 {
     b->len = 0;
-    mp_buf_printf(b, "<iq type='%s' id='%s'", type, iq->id);
+    mp_buf_printf(b, "<iq type='%s' id='", type);
+    mp_xml_escape_attr(b, iq->id, strlen(iq->id));
+    mp_buf_puts(b, "'");
     if (iq->to_attr) {
         mp_buf_puts(b, " from='");
-        mp_buf_puts(b, iq->to_attr);
+        mp_xml_escape_attr(b, iq->to_attr, strlen(iq->to_attr));
         mp_buf_puts(b, "'");
     }
     mp_buf_puts(b, " to='");

@@ -26,7 +26,7 @@ mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr
     mp_buf_printf(b, "<%s type='error'", kind_names[el_kind]);
     if (from_attr && from_len) {
         mp_buf_puts(b, " from='");
-        mp_buf_append(b, from_attr, from_len); /* already escaped attribute text */
+        mp_xml_escape_attr(b, from_attr, from_len);
         mp_buf_puts(b, "'");
     }
     mp_buf_puts(b, " to='");
@@ -34,7 +34,7 @@ mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr
     mp_buf_puts(b, "'");
     if (id) {
         mp_buf_puts(b, " id='");
-        mp_buf_append(b, id, id_len);
+        mp_xml_escape_attr(b, id, id_len);
         mp_buf_puts(b, "'");
     }
     mp_buf_printf(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>", etype, cond,
@@ -200,19 +200,7 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
         }
     }
     mp_jid to;
-    const char *raw = mp_frame_to(f);
-    char plain[4096];
-    size_t rlen = f->to_len;
-    if (memchr(raw, '&', rlen)) {
-        int n = rlen < sizeof plain ? mp_xml_unescape(raw, rlen, plain) : MP_EINVAL;
-        if (n < 0) {
-            bounce(core, s, f, "modify", "jid-malformed");
-            return;
-        }
-        raw = plain;
-        rlen = (size_t)n;
-    }
-    if (mp_jid_prep(raw, rlen, &to) < 0) {
+    if (mp_jid_prep(mp_frame_to(f), f->to_len, &to) < 0) {
         if (kind != MP_EL_PRESENCE)
             bounce(core, s, f, "modify", "jid-malformed");
         return;
@@ -235,45 +223,4 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
     if (kind == MP_EL_IQ || (kind == MP_EL_MESSAGE && to.resource_len))
         bounce(core, s, f, "cancel", "service-unavailable");
     /* Messages and presence to the server itself are accepted and dropped. */
-}
-
-int
-mp_xml_unescape(const char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] != '&') {
-            out[o++] = in[i];
-            continue;
-        }
-        const char *semi = memchr(in + i, ';', len - i);
-        if (!semi)
-            return MP_EINVAL;
-        size_t n = (size_t)(semi - (in + i)) + 1;
-        static const struct {
-            const char *ent;
-            char c;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}};
-        int found = 0;
-        for (size_t k = 0; k < sizeof ents / sizeof ents[0]; k++) {
-            if (strlen(ents[k].ent) == n && memcmp(in + i, ents[k].ent, n) == 0) {
-                out[o++] = ents[k].c;
-                found = 1;
-                break;
-            }
-        }
-        if (!found) {
-            if (n < 4 || in[i + 1] != '#')
-                return MP_EINVAL;
-            int hex = in[i + 2] == 'x';
-            unsigned long cp = strtoul(in + i + 2 + hex, NULL, hex ? 16 : 10);
-            /* The framer only writes these for whitespace characters. */
-            if (cp == 0 || cp > 0x7f)
-                return MP_EINVAL;
-            out[o++] = (char)cp;
-        }
-        i += n - 1;
-    }
-    out[o] = '\0';
-    return (int)o;
 }

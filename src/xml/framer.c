@@ -12,9 +12,9 @@
 #define FEED_SLICE 4096
 /* XML_Parse takes an int length. */
 #define MAX_PARSE (1u << 30)
-/* A per-connection buffer above this size is released once its element is done, so idle
- * connections hold little memory. */
-#define KEEP_BUF 1024
+/* Buffers are kept between elements (no allocation per stanza) unless together they hold more
+ * than this, so an idle connection holds little after a big stanza. */
+#define KEEP_BUF 2048
 
 /* Namespace of each open element, to emit xmlns only where it changes. Stored as offsets
  * into one string buffer. */
@@ -130,31 +130,21 @@ ns_pop(ns_stack *s, int depth)
     s->strings.len = s->off[depth];
 }
 
-/* After a deep element the stack would keep its size for the connection's lifetime. */
-static void
-ns_trim(ns_stack *s)
-{
-    if (s->strings.cap > KEEP_BUF)
-        mp_buf_free(&s->strings);
-    if ((size_t)s->cap * sizeof *s->off > KEEP_BUF / 4) {
-        free(s->off);
-        s->off = NULL;
-        s->cap = 0;
-    }
-}
-
 static void
 release_buffers(mp_framer *f)
 {
     framer_priv *p = priv(f);
     f->out.len = 0;
-    if (f->out.cap > KEEP_BUF)
-        mp_buf_free(&f->out);
     p->attrs.len = 0;
-    if (p->attrs.cap > KEEP_BUF)
-        mp_buf_free(&p->attrs);
     p->ns.strings.len = 0;
-    ns_trim(&p->ns);
+    if (mp_framer_memory(f) <= KEEP_BUF)
+        return;
+    mp_buf_free(&f->out);
+    mp_buf_free(&p->attrs);
+    mp_buf_free(&p->ns.strings);
+    free(p->ns.off);
+    p->ns.off = NULL;
+    p->ns.cap = 0;
 }
 
 static int
@@ -413,7 +403,7 @@ element_done(mp_framer *f, const char *name)
     const char *uri;
     size_t uri_len;
     const char *local = split_name(name, &uri, &uri_len);
-    uint64_t end = cur_offset(f) + (uint64_t)XML_GetCurrentByteCount(f->parser);
+    uint64_t end = event_end(f);
     mp_element el = {0};
     el.bytes = f->out.data;
     el.len = f->out.len;

@@ -146,3 +146,24 @@ def test_many_messages_in_order(server):
         for c in (alice, bob):
             await slix_close(c)
     run(dialogue())
+
+
+def test_escaped_id_and_resource_round_trip(server):
+    """Regression: ids and JIDs with XML-special characters come back escaped exactly once
+    (the framer hands the router unescaped values)."""
+    from conftest import RawClient
+    bob = RawClient(server.port)
+    bob.login("bob", server.users["bob"], resource="r&amp;'&lt;d&gt;")
+    bob.send("<presence/>")
+    bob.read_until(r"<presence")
+    alice = RawClient(server.port)
+    alice.login("alice", server.users["alice"])
+    alice.send("<iq type='get' id='a&amp;b&apos;c' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    reply = alice.read_until(r"<iq[^>]*/?>")
+    assert "result" in reply and ("a&amp;b&apos;c" in reply or 'a&amp;b\'c' in reply), reply
+    alice.send("<message to='bob@localhost/r&amp;&apos;&lt;d&gt;' id='m&amp;1'><body>x</body></message>")
+    got = bob.read_until(r"</message>")
+    assert "<body>x</body>" in got, got
+    alice.send("<iq type='get' id='q&amp;2' to='bob@localhost/no&amp;such'><ping xmlns='urn:xmpp:ping'/></iq>")
+    err = alice.read_until(r"</iq>")
+    assert "service-unavailable" in err and "q&amp;2" in err and "no&amp;such" in err, err

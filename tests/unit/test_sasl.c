@@ -1,4 +1,5 @@
-/* mp_sasl against real GNU SASL client sessions. */
+/* mp_sasl against real GNU SASL client sessions (an independent SCRAM client for tls-exporter
+ * and no binding), and against a SCRAM client written out here for what gsasl cannot send. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,13 +25,20 @@
 
 static const unsigned char exporter[32] = "0123456789abcdef0123456789abcdef";
 static const unsigned char other_exporter[32] = "fedcba9876543210fedcba9876543210";
+static const unsigned char endpoint[32] = "ENDPOINT-HASH-of-the-cert-SHA256";
+static const unsigned char other_endpoint[32] = "ENDPOINT-HASH-of-a-forged-cert!!";
 
 static const mp_sasl_channel ch_plain_tcp = {.tls = 0};
 static const mp_sasl_channel ch_tls = {.tls = 1};
 static const mp_sasl_channel ch_tls_cb = {
     .tls = 1, .exporter = exporter, .exporter_len = sizeof exporter};
 static const mp_sasl_channel ch_tls_endpoint_only = {
-    .tls = 1, .endpoint = exporter, .endpoint_len = sizeof exporter};
+    .tls = 1, .endpoint = endpoint, .endpoint_len = sizeof endpoint};
+static const mp_sasl_channel ch_tls_both = {.tls = 1,
+                                            .exporter = exporter,
+                                            .exporter_len = sizeof exporter,
+                                            .endpoint = endpoint,
+                                            .endpoint_len = sizeof endpoint};
 
 static const char *const mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
                                     "SCRAM-SHA-1", "PLAIN"};
@@ -116,6 +124,7 @@ setup(void **state)
     put_user(f, "alice", "pencil", 4096);
     put_user(f, "bob", "crayon", 4096);
     put_user(f, "weak", "pencil", 1000);
+    put_user(f, "a,b=c", "comma", 4096);
     assert_int_equal(mp_sasl_new(f->st, &f->cfg, &f->sasl), 0);
     assert_int_equal(gsasl_init(&f->client), GSASL_OK);
     gsasl_callback_set(f->client, client_cb);
@@ -335,37 +344,96 @@ test_authzid(void **state)
     }
 }
 
-/* A SCRAM client written out by hand (RFC 5802 §3), for gs2 headers gsasl will not send. */
-static int
-manual_scram(fixture *f, int sha256, const mp_sasl_channel *ch, const char *gs2,
-             const char *password, int *failure)
+/* A SCRAM client written out by hand (RFC 5802 §3), for what gsasl will not send: the gs2
+ * flag 'y', tls-server-end-point, escaped names, extensions, tampered messages. */
+enum tamper { T_NONE, T_NONCE, T_PROOF, T_CBIND, T_REPLAY };
+
+typedef struct hand {
+    const char *mech;              /* "SCRAM-SHA-1" when NULL */
+    const mp_sasl_channel *ch;     /* &ch_tls when NULL */
+    const char *gs2;               /* "n,," when NULL */
+    const unsigned char *cb;       /* binding data the client sees, for c= */
+    size_t cb_len;
+    const char *bare;              /* client-first-bare; "n=alice,r=hand0made0nonce" when NULL */
+    const char *password;          /* "pencil" when NULL */
+    const char *final_ext;         /* put between the nonce and the proof, e.g. ",x=y" */
+    enum tamper tamper;
+    const char *replay;            /* T_REPLAY: this client-final is sent instead */
+    /* results */
+    int failure;
+    int server_steps;
+    char attempted[64];            /* mp_sasl_attempted_user at the end, "" for NULL */
+    char username[64];
+    char final[6100];              /* the client-final sent */
+} hand;
+
+static char *
+b64(const void *data, size_t len)
 {
-    const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+    char *out = NULL;
+    assert_int_equal(gsasl_base64_to(data, len, &out, NULL), GSASL_OK);
+    return out;
+}
+
+static int
+hand_step(mp_sasl_session *ss, hand *h, const char *msg, char **out)
+{
+    char *in = b64(msg, strlen(msg));
+    int res = mp_sasl_step(ss, in, strlen(in), out, &h->failure);
+    gsasl_free(in);
+    h->server_steps++;
+    return res;
+}
+
+static void
+hand_done(mp_sasl_session *ss, hand *h)
+{
+    const char *who = mp_sasl_attempted_user(ss);
+    snprintf(h->attempted, sizeof h->attempted, "%s", who ? who : "");
+    if (mp_sasl_username(ss))
+        snprintf(h->username, sizeof h->username, "%s", mp_sasl_username(ss));
+    mp_sasl_session_free(ss);
+}
+
+static int
+hand_scram(fixture *f, hand *h)
+{
+    const char *mech = h->mech ? h->mech : "SCRAM-SHA-1";
+    const char *gs2 = h->gs2 ? h->gs2 : "n,,";
+    const char *bare = h->bare ? h->bare : "n=alice,r=hand0made0nonce";
+    const char *password = h->password ? h->password : "pencil";
+    const EVP_MD *md = strstr(mech, "SHA-256") ? EVP_sha256() : EVP_sha1();
     size_t hlen = (size_t)EVP_MD_get_size(md);
     mp_sasl_session *ss;
-    char msg[512], bare[64], *b64, *out = NULL, *raw, sf[256], authmsg[1024];
+    char msg[6100], *out = NULL, *raw, sf[6000];
     size_t rawlen;
     int res;
 
-    assert_int_equal(
-        mp_sasl_start(f->sasl, sha256 ? "SCRAM-SHA-256" : "SCRAM-SHA-1", "localhost", ch, &ss), 0);
-    snprintf(bare, sizeof bare, "n=alice,r=hand0made0nonce");
-    snprintf(msg, sizeof msg, "%s%s", gs2, bare);
-    assert_int_equal(gsasl_base64_to(msg, strlen(msg), &b64, NULL), GSASL_OK);
-    res = mp_sasl_step(ss, b64, strlen(b64), &out, failure);
-    gsasl_free(b64);
-    if (res != MP_SASL_CONTINUE)
+    h->failure = -1;
+    h->server_steps = 0;
+    assert_int_equal(mp_sasl_start(f->sasl, mech, "localhost", h->ch ? h->ch : &ch_tls, &ss), 0);
+    assert_true(snprintf(msg, sizeof msg, "%s%s", gs2, bare) < (int)sizeof msg);
+    res = hand_step(ss, h, msg, &out);
+    if (res != MP_SASL_CONTINUE) {
+        assert_null(out);
         goto done;
+    }
     assert_int_equal(gsasl_base64_from(out, strlen(out), &raw, &rawlen), GSASL_OK);
     snprintf(sf, sizeof sf, "%.*s", (int)rawlen, raw);
     gsasl_free(raw);
     free(out);
     out = NULL;
 
-    /* server-first: r=...,s=...,i=... */
-    char nonce[128], salt_b64[128];
+    /* server-first: r=<client nonce><24+ printable>,s=...,i=... */
+    char nonce[5000], salt_b64[128];
     unsigned iter;
-    assert_int_equal(sscanf(sf, "r=%127[^,],s=%127[^,],i=%u", nonce, salt_b64, &iter), 3);
+    assert_int_equal(sscanf(sf, "r=%4999[^,],s=%127[^,],i=%u", nonce, salt_b64, &iter), 3);
+    const char *cnonce = strstr(bare, "r=") + 2;
+    size_t cnonce_len = strcspn(cnonce, ",");
+    assert_true(strlen(nonce) >= cnonce_len + 24);
+    assert_memory_equal(nonce, cnonce, cnonce_len);
+    for (const char *c = nonce; *c; c++)
+        assert_true(*c >= 0x21 && *c <= 0x7e && *c != ',');
     char *salt;
     size_t salt_len;
     assert_int_equal(gsasl_base64_from(salt_b64, strlen(salt_b64), &salt, &salt_len), GSASL_OK);
@@ -377,43 +445,85 @@ manual_scram(fixture *f, int sha256, const mp_sasl_channel *ch, const char *gs2,
     assert_non_null(HMAC(md, sp, (int)hlen, (const unsigned char *)"Client Key", 10, ck, &n));
     assert_true(EVP_Digest(ck, hlen, sk, NULL, md, NULL));
 
-    char *cbind;
-    assert_int_equal(gsasl_base64_to(gs2, strlen(gs2), &cbind, NULL), GSASL_OK);
-    char without_proof[256];
-    snprintf(without_proof, sizeof without_proof, "c=%s,r=%s", cbind, nonce);
+    /* c= is the gs2 header, then the binding data */
+    unsigned char cbuf[512];
+    size_t clen = strlen(gs2);
+    memcpy(cbuf, gs2, clen);
+    if (h->cb) {
+        memcpy(cbuf + clen, h->cb, h->cb_len);
+        clen += h->cb_len;
+    }
+    if (h->tamper == T_CBIND)
+        cbuf[0] = cbuf[0] == 'n' ? 'y' : 'n'; /* claims another gs2 header than it sent */
+    if (h->tamper == T_NONCE)
+        nonce[strlen(nonce) - 1] ^= 1;
+    char *cbind = b64(cbuf, clen);
+    char without_proof[6000], authmsg[12000];
+    assert_true(snprintf(without_proof, sizeof without_proof, "c=%s,r=%s%s", cbind, nonce,
+                         h->final_ext ? h->final_ext : "") < (int)sizeof without_proof);
     gsasl_free(cbind);
-    snprintf(authmsg, sizeof authmsg, "%s,%s,%s", bare, sf, without_proof);
+    assert_true(snprintf(authmsg, sizeof authmsg, "%s,%s,%s", bare, sf, without_proof) <
+                (int)sizeof authmsg);
     assert_non_null(
         HMAC(md, sk, (int)hlen, (const unsigned char *)authmsg, strlen(authmsg), sig, &n));
     for (size_t i = 0; i < hlen; i++)
         proof[i] = ck[i] ^ sig[i];
-    char *proof_b64;
-    assert_int_equal(gsasl_base64_to((char *)proof, hlen, &proof_b64, NULL), GSASL_OK);
-    snprintf(msg, sizeof msg, "%s,p=%s", without_proof, proof_b64);
+    if (h->tamper == T_PROOF)
+        proof[0] ^= 0x80;
+    char *proof_b64 = b64(proof, hlen);
+    assert_true(snprintf(msg, sizeof msg, "%s,p=%s", without_proof, proof_b64) < (int)sizeof msg);
     gsasl_free(proof_b64);
-    assert_int_equal(gsasl_base64_to(msg, strlen(msg), &b64, NULL), GSASL_OK);
-    res = mp_sasl_step(ss, b64, strlen(b64), &out, failure);
-    gsasl_free(b64);
+    assert_true(snprintf(h->final, sizeof h->final, "%s", h->tamper == T_REPLAY ? h->replay : msg) <
+                (int)sizeof h->final);
+    res = hand_step(ss, h, h->final, &out);
     if (res == MP_SASL_SUCCESS) {
+        assert_int_equal(h->failure, MP_SASL_F_NONE);
         /* v= must be HMAC(ServerKey, AuthMessage) */
         unsigned char srvk[64], v[64];
-        char *v_b64, expect[128];
+        char expect[128];
         assert_non_null(HMAC(md, sp, (int)hlen, (const unsigned char *)"Server Key", 10, srvk, &n));
         assert_non_null(
             HMAC(md, srvk, (int)hlen, (const unsigned char *)authmsg, strlen(authmsg), v, &n));
-        assert_int_equal(gsasl_base64_to((char *)v, hlen, &v_b64, NULL), GSASL_OK);
+        char *v_b64 = b64(v, hlen);
         snprintf(expect, sizeof expect, "v=%s", v_b64);
         gsasl_free(v_b64);
         char *final;
         size_t finallen;
+        assert_non_null(out);
         assert_int_equal(gsasl_base64_from(out, strlen(out), &final, &finallen), GSASL_OK);
         assert_int_equal(finallen, strlen(expect));
         assert_memory_equal(final, expect, finallen);
         gsasl_free(final);
+        free(out);
+        out = NULL;
+        /* the exchange is over: the same client-final again is refused */
+        assert_int_equal(hand_step(ss, h, msg, &out), MP_SASL_FAILURE);
+        assert_int_equal(h->failure, MP_SASL_F_MALFORMED_REQUEST);
+        h->failure = MP_SASL_F_NONE;
+        h->server_steps--;
+        assert_null(out);
+        assert_non_null(mp_sasl_username(ss));
+    } else {
+        assert_null(out);
+        assert_null(mp_sasl_username(ss));
     }
 done:
     free(out);
-    mp_sasl_session_free(ss);
+    hand_done(ss, h);
+    return res;
+}
+
+/* The old helper's shape, for the downgrade checks. */
+static int
+manual_scram(fixture *f, int sha256, const mp_sasl_channel *ch, const char *gs2,
+             const char *password, int *failure)
+{
+    hand h = {.mech = sha256 ? "SCRAM-SHA-256" : "SCRAM-SHA-1",
+              .ch = ch,
+              .gs2 = gs2,
+              .password = password};
+    int res = hand_scram(f, &h);
+    *failure = h.failure;
     return res;
 }
 
@@ -440,10 +550,13 @@ test_channel_binding(void **state)
     assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
     assert_int_equal(manual_scram(f, 0, &ch_tls_cb, "y,,", "pencil", &failure), MP_SASL_FAILURE);
     assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
-    /* No -PLUS offered (no exporter): 'y' is honest and the exchange completes. */
-    assert_int_equal(manual_scram(f, 1, &ch_tls, "y,,", "pencil", &failure), MP_SASL_SUCCESS);
+    /* -PLUS is offered with tls-server-end-point data alone too (TLS 1.2) */
     assert_int_equal(manual_scram(f, 0, &ch_tls_endpoint_only, "y,,", "pencil", &failure),
-                     MP_SASL_SUCCESS);
+                     MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
+    /* No -PLUS offered (no binding data): 'y' is honest and the exchange completes. */
+    assert_int_equal(manual_scram(f, 1, &ch_tls, "y,,", "pencil", &failure), MP_SASL_SUCCESS);
+    assert_int_equal(manual_scram(f, 0, &ch_tls, "y,,", "pencil", &failure), MP_SASL_SUCCESS);
     /* the hand-made client is right otherwise */
     assert_int_equal(manual_scram(f, 1, &ch_tls_cb, "n,,", "pencil", &failure), MP_SASL_SUCCESS);
     assert_int_equal(manual_scram(f, 1, &ch_tls, "n,,", "pencil", &failure), MP_SASL_SUCCESS);
@@ -485,22 +598,344 @@ test_hand_made_messages(void **state)
         MP_SASL_CONTINUE);
     free(out);
     out = NULL;
-    /* tls-server-end-point is not something gsasl 2.2 can verify */
+    /* tls-server-end-point on a channel that has no end-point data (and the reverse) */
     assert_int_equal(raw_step(f, "SCRAM-SHA-256-PLUS", &ch_tls_cb,
                               "p=tls-server-end-point,,n=alice,r=abcdefghijkl", &failure, &out),
                      MP_SASL_FAILURE);
     assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
-    /* -PLUS without binding */
+    assert_int_equal(raw_step(f, "SCRAM-SHA-256-PLUS", &ch_tls_endpoint_only,
+                              "p=tls-exporter,,n=alice,r=abcdefghijkl", &failure, &out),
+                     MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
+    /* -PLUS without binding: the gs2 header contradicts the mechanism */
     assert_int_equal(
         raw_step(f, "SCRAM-SHA-256-PLUS", &ch_tls_cb, "n,,n=alice,r=abcdefghijkl", &failure, &out),
         MP_SASL_FAILURE);
-    assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
+    assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
+    assert_int_equal(
+        raw_step(f, "SCRAM-SHA-1-PLUS", &ch_tls_cb, "y,,n=alice,r=abcdefghijkl", &failure, &out),
+        MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
     /* syntax */
     assert_int_equal(raw_step(f, "SCRAM-SHA-1", &ch_tls, "hello", &failure, &out), MP_SASL_FAILURE);
     assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
     assert_int_equal(raw_step(f, "PLAIN", &ch_tls, "no-nul-bytes", &failure, &out),
                      MP_SASL_FAILURE);
     assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
+}
+
+static const char *const scram_mechs[] = {"SCRAM-SHA-1", "SCRAM-SHA-256"};
+static const char *const plus_mechs[] = {"SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"};
+
+static void
+test_plus_server_end_point(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < 2; i++) {
+        /* TLS 1.2: end-point data only */
+        hand h = {.mech = plus_mechs[i],
+                  .ch = &ch_tls_endpoint_only,
+                  .gs2 = "p=tls-server-end-point,,",
+                  .cb = endpoint,
+                  .cb_len = sizeof endpoint};
+        assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+        assert_string_equal(h.username, "alice");
+        assert_int_equal(h.server_steps, 2);
+        /* TLS 1.3: both; the client picks either */
+        h.ch = &ch_tls_both;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+        hand e = {.mech = plus_mechs[i],
+                  .ch = &ch_tls_both,
+                  .gs2 = "p=tls-exporter,,",
+                  .cb = exporter,
+                  .cb_len = sizeof exporter};
+        assert_int_equal(hand_scram(f, &e), MP_SASL_SUCCESS);
+        /* with an authzid in the gs2 header, which c= must repeat */
+        h.gs2 = "p=tls-server-end-point,a=alice@localhost,";
+        assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+        h.gs2 = "p=tls-server-end-point,a=bob@localhost,";
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_INVALID_AUTHZID);
+        /* wrong password and unknown user: both at the final step */
+        h.gs2 = "p=tls-server-end-point,,";
+        h.password = "pen";
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        assert_int_equal(h.server_steps, 2);
+        h.password = NULL;
+        h.bare = "n=nobody,r=hand0made0nonce";
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        assert_int_equal(h.server_steps, 2);
+        assert_string_equal(h.attempted, "nobody");
+    }
+}
+
+static void
+test_plus_cb_mismatch(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < 2; i++) {
+        /* the client's TLS session shows another certificate: a man in the middle */
+        hand h = {.mech = plus_mechs[i],
+                  .ch = &ch_tls_both,
+                  .gs2 = "p=tls-server-end-point,,",
+                  .cb = other_endpoint,
+                  .cb_len = sizeof other_endpoint};
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        assert_int_equal(h.server_steps, 2);
+        assert_string_equal(h.attempted, "alice");
+        /* names end-point but binds the exporter bytes */
+        h.cb = exporter;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        /* no data at all after the gs2 header */
+        h.cb = NULL;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        /* the right data, but c= repeats another gs2 header than was sent */
+        h.cb = endpoint;
+        h.tamper = T_CBIND;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        /* plain SCRAM: c= must be exactly the gs2 header, with no binding data */
+        hand n = {.mech = scram_mechs[i], .ch = &ch_tls_both, .cb = endpoint,
+                  .cb_len = sizeof endpoint};
+        assert_int_equal(hand_scram(f, &n), MP_SASL_FAILURE);
+        assert_int_equal(n.failure, MP_SASL_F_NOT_AUTHORIZED);
+        n.cb = NULL;
+        n.tamper = T_CBIND; /* "y,," in c= after "n,," */
+        assert_int_equal(hand_scram(f, &n), MP_SASL_FAILURE);
+        assert_int_equal(n.failure, MP_SASL_F_NOT_AUTHORIZED);
+    }
+}
+
+static void
+test_plus_cb_names(void **state)
+{
+    fixture *f = *state;
+    static const char *const refused[] = {"p=tls-unique,,", "p=tls-exporter-x,,",
+                                          "p=TLS-SERVER-END-POINT,,"};
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            hand h = {.mech = plus_mechs[i], .ch = &ch_tls_both, .gs2 = refused[j]};
+            assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+            assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+            assert_int_equal(h.server_steps, 1);
+            assert_string_equal(h.attempted, "alice");
+        }
+        /* not a cb-name at all */
+        hand h = {.mech = plus_mechs[i], .ch = &ch_tls_both, .gs2 = "p=tls exporter,,"};
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+        h.gs2 = "p=,,";
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+        /* 'p=' on a mechanism without -PLUS, whatever we could bind */
+        hand p = {.mech = scram_mechs[i],
+                  .ch = &ch_tls_both,
+                  .gs2 = "p=tls-exporter,,",
+                  .cb = exporter,
+                  .cb_len = sizeof exporter};
+        assert_int_equal(hand_scram(f, &p), MP_SASL_FAILURE);
+        assert_int_equal(p.failure, MP_SASL_F_MALFORMED_REQUEST);
+        p.ch = &ch_tls;
+        assert_int_equal(hand_scram(f, &p), MP_SASL_FAILURE);
+        assert_int_equal(p.failure, MP_SASL_F_MALFORMED_REQUEST);
+    }
+}
+
+static void
+test_extensions(void **state)
+{
+    fixture *f = *state;
+    /* 'm' is a mandatory extension we cannot know: RFC 5802 says fail */
+    hand h = {.bare = "m=must-know,n=alice,r=hand0made0nonce"};
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    h.bare = "n=alice,r=hand0made0nonce,m=late";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    /* other extensions are ignored, but are part of the AuthMessage */
+    h.bare = "n=alice,r=hand0made0nonce,x=one,y=two";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+    h.bare = NULL;
+    h.final_ext = ",z=three";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+    h.final_ext = ",m=no";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    /* not attr=value */
+    h.final_ext = ",zzz";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    h.final_ext = NULL;
+    h.bare = "n=alice,r=hand0made0nonce,";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+}
+
+static void
+test_nonce_and_replay(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < 4; i++) {
+        const char *mech = i < 2 ? scram_mechs[i] : plus_mechs[i - 2];
+        int plus = i >= 2;
+        hand h = {.mech = mech,
+                  .ch = &ch_tls_both,
+                  .gs2 = plus ? "p=tls-server-end-point,," : NULL,
+                  .cb = plus ? endpoint : NULL,
+                  .cb_len = plus ? sizeof endpoint : 0};
+        /* the client's nonce, changed */
+        h.tamper = T_NONCE;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        assert_int_equal(h.server_steps, 2);
+        /* a proof off by one bit */
+        h.tamper = T_PROOF;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        /* a good client-final, replayed into a new exchange (another server nonce) */
+        h.tamper = T_NONE;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+        char captured[512];
+        assert_true(strlen(h.final) < sizeof captured);
+        memcpy(captured, h.final, strlen(h.final) + 1);
+        h.tamper = T_REPLAY;
+        h.replay = captured;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+        /* and modified: the proof left out, moved, or not last */
+        char edited[600];
+        char *p = strstr(captured, ",p=");
+        assert_non_null(p);
+        snprintf(edited, sizeof edited, "%.*s", (int)(p - captured), captured);
+        h.replay = edited;
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+        snprintf(edited, sizeof edited, "%s,x=after", captured);
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+        snprintf(edited, sizeof edited, "%s=", captured); /* proof of the wrong length */
+        assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+        assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    }
+    /* nonce syntax in the client-first */
+    hand h = {.bare = "n=alice,r="};
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    h.bare = "n=alice,r=bad\x7fnonce";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    h.bare = "n=alice";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    h.bare = "r=abc,n=alice";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    assert_string_equal(h.attempted, ""); /* never got as far as the name */
+}
+
+static void
+test_escaped_names(void **state)
+{
+    fixture *f = *state;
+    /* the account "a,b=c" */
+    hand h = {.bare = "n=a=2Cb=3Dc,r=hand0made0nonce", .password = "comma"};
+    assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+    assert_string_equal(h.username, "a,b=c");
+    h.mech = "SCRAM-SHA-256-PLUS";
+    h.ch = &ch_tls_endpoint_only;
+    h.gs2 = "p=tls-server-end-point,a=a=2Cb=3Dc@localhost,";
+    h.cb = endpoint;
+    h.cb_len = sizeof endpoint;
+    assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+    assert_string_equal(h.username, "a,b=c");
+    /* the name is nodeprep'd after decoding */
+    hand u = {.bare = "n=A=2CB=3DC,r=hand0made0nonce", .password = "comma"};
+    assert_int_equal(hand_scram(f, &u), MP_SASL_SUCCESS);
+    assert_string_equal(u.username, "a,b=c");
+    /* undefined or lower-case escapes, bare ',' cut the name: all malformed */
+    static const char *const bad[] = {"n=a=2cb=3dc,r=x", "n=a=41,r=x", "n=a=,r=x", "n=,r=x",
+                                      "n=a=2,r=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hand b = {.bare = bad[i]};
+        assert_int_equal(hand_scram(f, &b), MP_SASL_FAILURE);
+        assert_int_equal(b.failure, MP_SASL_F_MALFORMED_REQUEST);
+        assert_string_equal(b.attempted, "");
+    }
+    hand a = {.gs2 = "n,a=alice=40localhost,"};
+    assert_int_equal(hand_scram(f, &a), MP_SASL_FAILURE);
+    assert_int_equal(a.failure, MP_SASL_F_MALFORMED_REQUEST);
+    a.gs2 = "n,a=,";
+    assert_int_equal(hand_scram(f, &a), MP_SASL_FAILURE);
+    assert_int_equal(a.failure, MP_SASL_F_MALFORMED_REQUEST);
+}
+
+static void
+test_attempted_user(void **state)
+{
+    fixture *f = *state;
+    /* known from the client-first on, also when the exchange fails there or later */
+    hand h = {.mech = "SCRAM-SHA-256", .ch = &ch_tls_both, .gs2 = "y,,",
+              .bare = "n=ALICE,r=hand0made0nonce"};
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+    assert_string_equal(h.attempted, "alice");
+    h.gs2 = NULL;
+    h.password = "wrong";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_string_equal(h.attempted, "alice");
+    /* a name that is no local part is not an account */
+    h.bare = "n=a@b,r=hand0made0nonce";
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
+    assert_int_equal(h.server_steps, 2);
+    assert_string_equal(h.attempted, "");
+}
+
+static void
+test_oversize(void **state)
+{
+    fixture *f = *state;
+    static char bare[8200];
+    int failure;
+    char *out = NULL;
+
+    /* a long but bounded nonce is fine */
+    memcpy(bare, "n=alice,r=", 10);
+    memset(bare + 10, 'x', 3000);
+    bare[3010] = '\0';
+    hand h = {.bare = bare};
+    assert_int_equal(hand_scram(f, &h), MP_SASL_SUCCESS);
+    /* over 4 KiB decoded */
+    memset(bare + 10, 'x', 4100);
+    bare[4110] = '\0';
+    h.bare = bare;
+    assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
+    assert_int_equal(h.failure, MP_SASL_F_MALFORMED_REQUEST);
+    assert_int_equal(h.server_steps, 1);
+    assert_int_equal(raw_step(f, "PLAIN", &ch_tls, bare, &failure, &out), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
+    /* refused before decoding: base64 text far over the bound */
+    mp_sasl_session *ss;
+    memset(bare, 'A', 8192);
+    bare[8192] = '\0';
+    assert_int_equal(mp_sasl_start(f->sasl, "SCRAM-SHA-1", "localhost", &ch_tls, &ss), 0);
+    assert_int_equal(mp_sasl_step(ss, bare, 8192, &out, &failure), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
+    assert_null(out);
+    mp_sasl_session_free(ss);
+    /* a NUL inside a SCRAM message */
+    static const char nul[] = "n,,n=alice\0x,r=abc";
+    char *in = b64(nul, sizeof nul - 1);
+    assert_int_equal(mp_sasl_start(f->sasl, "SCRAM-SHA-1", "localhost", &ch_tls, &ss), 0);
+    assert_int_equal(mp_sasl_step(ss, in, strlen(in), &out, &failure), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_MALFORMED_REQUEST);
+    gsasl_free(in);
+    mp_sasl_session_free(ss);
 }
 
 static void
@@ -615,7 +1050,17 @@ test_offer(void **state)
     assert_string_equal(buf, "<mechanism>SCRAM-SHA-256</mechanism>"
                              "<mechanism>SCRAM-SHA-1</mechanism>"
                              "<mechanism>PLAIN</mechanism>");
+    /* tls-server-end-point alone (TLS 1.2) is enough for -PLUS */
     n = mp_sasl_mechanisms_xml(f->sasl, &ch_tls_endpoint_only, buf, sizeof buf);
+    assert_string_equal(buf, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
+                             "<mechanism>SCRAM-SHA-1-PLUS</mechanism>"
+                             "<mechanism>SCRAM-SHA-256</mechanism>"
+                             "<mechanism>SCRAM-SHA-1</mechanism>"
+                             "<mechanism>PLAIN</mechanism>");
+    /* binding data of an absurd size is not used */
+    static const unsigned char huge[1024];
+    mp_sasl_channel ch_huge = {.tls = 1, .endpoint = huge, .endpoint_len = sizeof huge};
+    n = mp_sasl_mechanisms_xml(f->sasl, &ch_huge, buf, sizeof buf);
     assert_string_equal(buf, "<mechanism>SCRAM-SHA-256</mechanism>"
                              "<mechanism>SCRAM-SHA-1</mechanism>"
                              "<mechanism>PLAIN</mechanism>");
@@ -697,6 +1142,14 @@ main(void)
         T(test_authzid),
         T(test_channel_binding),
         T(test_hand_made_messages),
+        T(test_plus_server_end_point),
+        T(test_plus_cb_mismatch),
+        T(test_plus_cb_names),
+        T(test_extensions),
+        T(test_nonce_and_replay),
+        T(test_escaped_names),
+        T(test_attempted_user),
+        T(test_oversize),
         T(test_bad_base64),
         T(test_empty_responses),
         T(test_offer),

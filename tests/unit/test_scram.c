@@ -56,6 +56,32 @@ check_exchange(const EVP_MD *md, const unsigned char *stored, const unsigned cha
         key[i] = proof[i] ^ sig[i];
     assert_true(EVP_Digest(key, hlen, h, NULL, md, NULL));
     assert_memory_equal(h, stored, hlen);
+
+    /* the same through the server's own check */
+    int sha256 = hlen == 32;
+    unsigned char v[EVP_MAX_MD_SIZE];
+    assert_int_equal(
+        mp_scram_verify_proof(sha256, stored, server, authmsg, strlen(authmsg), proof, hlen, v), 1);
+    b64enc(v, hlen, b64);
+    assert_string_equal(b64, verifier_b64);
+    proof[hlen - 1] ^= 1;
+    assert_int_equal(
+        mp_scram_verify_proof(sha256, stored, server, authmsg, strlen(authmsg), proof, hlen, v), 0);
+    proof[hlen - 1] ^= 1;
+    /* one byte of the AuthMessage changed (here the last nonce character) */
+    char *other = strdup(authmsg);
+    assert_non_null(other);
+    other[strlen(other) - 1] ^= 1;
+    assert_int_equal(
+        mp_scram_verify_proof(sha256, stored, server, other, strlen(other), proof, hlen, v), 0);
+    free(other);
+    assert_int_equal(
+        mp_scram_verify_proof(sha256, stored, server, authmsg, strlen(authmsg), proof, hlen - 1, v),
+        MP_EINVAL);
+    /* the other hash's key length is refused too */
+    assert_int_equal(
+        mp_scram_verify_proof(!sha256, stored, server, authmsg, strlen(authmsg), proof, hlen, v),
+        MP_EINVAL);
 }
 
 static void
@@ -177,13 +203,41 @@ test_ct_memcmp(void **state)
     assert_int_equal(mp_ct_memcmp("abc", "abd", 2), 0);
 }
 
+static void
+test_saslname_decode(void **state)
+{
+    char out[16];
+
+    assert_int_equal(mp_scram_saslname_decode("alice", 5, out, sizeof out), 5);
+    assert_string_equal(out, "alice");
+    assert_int_equal(mp_scram_saslname_decode("a=2Cb=3Dc", 9, out, sizeof out), 5);
+    assert_string_equal(out, "a,b=c");
+    assert_int_equal(mp_scram_saslname_decode("=3D=2C", 6, out, sizeof out), 2);
+    assert_string_equal(out, "=,");
+    /* only the length given counts */
+    assert_int_equal(mp_scram_saslname_decode("ab,cd", 2, out, sizeof out), 2);
+    assert_string_equal(out, "ab");
+    /* other '=' sequences, lower case, cut short, a bare ',' or NUL, empty */
+    assert_int_equal(mp_scram_saslname_decode("a=2cb", 5, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("a=41", 4, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("a=2", 3, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("a=", 2, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("a,b", 3, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("a\0b", 3, out, sizeof out), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("", 0, out, sizeof out), MP_EINVAL);
+    /* out must hold the name and its NUL */
+    assert_int_equal(mp_scram_saslname_decode("abcd", 4, out, 4), MP_EINVAL);
+    assert_int_equal(mp_scram_saslname_decode("abc=2C", 6, out, 5), 4);
+    assert_string_equal(out, "abc,");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc5802_sha1),   cmocka_unit_test(test_rfc7677_sha256),
         cmocka_unit_test(test_make_and_check), cmocka_unit_test(test_saslprep),
-        cmocka_unit_test(test_ct_memcmp),
+        cmocka_unit_test(test_ct_memcmp),      cmocka_unit_test(test_saslname_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
