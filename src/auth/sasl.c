@@ -195,7 +195,6 @@ load_cred(mp_sasl_session *ss, const char *authid, mp_user_cred *cred)
     lookup_cred(ss, authid, cred);
 }
 
-
 /* The authzid may only name the authenticating account itself (node@domain). */
 static int
 authzid_ok(const mp_sasl_session *ss, const char *authzid)

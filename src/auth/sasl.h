@@ -1,5 +1,6 @@
-/* SASL for client streams, on GNU SASL: SCRAM-SHA-1/-256 (+ -PLUS with tls-exporter or
- * tls-server-end-point channel binding) and PLAIN, all checked against stored SCRAM keys. */
+/* SASL for client streams: SCRAM-SHA-1/-256 and -PLUS (RFC 5802, RFC 7677) are our own server
+ * code, with tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929) channel binding; PLAIN
+ * runs in GNU SASL. All are checked against stored SCRAM keys. */
 #ifndef MP_AUTH_SASL_H
 #define MP_AUTH_SASL_H
 
@@ -8,7 +9,7 @@
 struct mp_config;
 struct mp_store;
 
-typedef struct mp_sasl mp_sasl;                 /* one per process (wraps Gsasl *) */
+typedef struct mp_sasl mp_sasl;                 /* one per process (holds a Gsasl * for PLAIN) */
 typedef struct mp_sasl_session mp_sasl_session; /* one per authentication exchange */
 
 enum mp_sasl_result { MP_SASL_CONTINUE = 0, MP_SASL_SUCCESS = 1, MP_SASL_FAILURE = 2 };
@@ -32,7 +33,7 @@ const char *mp_sasl_failure_name(int failure); /* "not-authorized", ... */
 
 /* What the transport knows; the buffers are copied by mp_sasl_start. */
 typedef struct mp_sasl_channel {
-    int tls; /* stream is encrypted */
+    int tls;                       /* stream is encrypted */
     const unsigned char *exporter; /* tls-exporter (RFC 9266), NULL when unavailable */
     size_t exporter_len;
     const unsigned char *endpoint; /* tls-server-end-point (RFC 5929), NULL when unavailable */
@@ -44,9 +45,8 @@ void mp_sasl_free(mp_sasl *s);
 
 /* The <mechanism>NAME</mechanism> elements to offer on this channel, written into buf
  * (NUL-terminated). PLAIN only over TLS unless tls_required is off; -PLUS only with channel
- * binding data. Returns length or MP_ELIMIT.
- * GNU SASL 2.2 knows only tls-exporter (and tls-unique) for SCRAM: -PLUS is offered only when
- * tls-exporter data is present (TLS 1.3); tls-server-end-point data is carried but unused. */
+ * binding data: tls-exporter (TLS 1.3) or tls-server-end-point (any TLS version), the client
+ * names which in its gs2 header. Returns length or MP_ELIMIT. */
 int mp_sasl_mechanisms_xml(mp_sasl *s, const mp_sasl_channel *ch, char *buf, size_t cap);
 
 /* Start an exchange for mechanism mech on domain. Returns 0, or MP_EINVAL when the mechanism
@@ -55,8 +55,12 @@ int mp_sasl_start(mp_sasl *s, const char *mech, const char *domain, const mp_sas
                   mp_sasl_session **out);
 
 /* One step. in_b64 is the element's base64 text ("=" or "" for empty). On CONTINUE *out_b64 is
- * the challenge; on SUCCESS the additional data (may be NULL); both malloc'd, caller frees.
- * On FAILURE *failure is set. Unknown users fail exactly like wrong passwords. */
+ * the challenge; on SUCCESS the additional data (SCRAM's v=ServerSignature; NULL for PLAIN);
+ * both malloc'd, caller frees. On FAILURE *failure is set: incorrect-encoding for bad base64
+ * around the message, malformed-request for its syntax (also a message over 4 KiB decoded),
+ * not-authorized for a wrong proof, a channel binding mismatch or a gs2 'y' while -PLUS was
+ * offered, invalid-authzid, temporary-auth-failure for storage errors. Unknown users fail
+ * exactly like wrong passwords, at the same step. */
 int mp_sasl_step(mp_sasl_session *ss, const char *in_b64, size_t in_len, char **out_b64,
                  int *failure);
 

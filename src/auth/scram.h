@@ -28,9 +28,9 @@ int mp_ct_memcmp(const void *a, const void *b, size_t n);
  * equal StoredKey (constant-time). server_sig (hash length) receives HMAC(ServerKey,
  * AuthMessage), the v= the client checks. Returns 1 when the proof is right, 0 when not,
  * MP_EINVAL when proof_len is not the hash length, MP_EIO on a crypto error. */
-int mp_scram_verify_proof(int sha256, const unsigned char *stored_key, const unsigned char *server_key,
-                          const void *authmsg, size_t authmsg_len, const unsigned char *proof,
-                          size_t proof_len, unsigned char *server_sig);
+int mp_scram_verify_proof(int sha256, const unsigned char *stored_key,
+                          const unsigned char *server_key, const void *authmsg, size_t authmsg_len,
+                          const unsigned char *proof, size_t proof_len, unsigned char *server_sig);
 
 /* Decode a SCRAM saslname (RFC 5802 §5.1: "=2C" is ',', "=3D" is '='; any other '=', a bare
  * ',', a NUL or an empty name is an error) into out, NUL-terminated. Returns the length or

@@ -13,12 +13,17 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define READ_BUF 65536
 #define SWEEP_MS 500
 #define CLOSE_GRACE_MS 3000
+/* A connection with no input for this long gives back its parser and buffers (about 10 KiB);
+ * the next read rebuilds them. Checked every IDLE_SWEEPS sweeps. */
+#define IDLE_MS 3000
+#define IDLE_SWEEPS 4
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 
 enum conn_flags {
@@ -30,6 +35,7 @@ enum conn_flags {
     CF_CLOSING = 1 << 5,
     CF_HANDLE_CLOSED = 1 << 6,
     CF_WRITING = 1 << 7,
+    CF_IDLE = 1 << 8, /* hibernated: parser and buffers released */
 };
 
 typedef struct mp_conn mp_conn;
@@ -49,6 +55,7 @@ struct mp_conn {
     uv_write_t wreq;
     char *stream_to; /* host of the first stream: may not change on restarts */
     uint64_t deadline_ms;
+    uint64_t last_read_ms;
     mp_conn *prev, *next; /* in the unauthenticated or closing list */
     conn_list *list;
     uint32_t flags;
@@ -70,7 +77,7 @@ struct mp_mux {
     const mp_config *cfg;
     pthread_mutex_t limits_lock;
     mp_framer_limits pre_limits, post_limits, pending_pre, pending_post;
-    int limits_changed;
+    _Atomic int limits_changed; /* set by the core thread on reload; read on every read */
     size_t max_output;
     uint64_t unauth_timeout_ms;
     mp_conn **slots;
@@ -79,11 +86,13 @@ struct mp_mux {
     size_t nconns;
     conn_list unauth, closing;
     int stopping;
+    unsigned sweeps;
     char *rbuf;
     char default_host[256];
 };
 
 static void conn_close_now(mp_conn *c);
+static void apply_limits(mp_mux *m);
 static void stream_error(mp_conn *c, const char *cond, const char *extra);
 
 /* ---- small helpers ---- */
@@ -483,6 +492,11 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close_now(c);
         return;
     }
+    c->last_read_ms = uv_now(&c->mux->loop);
+    c->flags &= ~CF_IDLE;
+    /* A reload is applied before the next byte is parsed, not whenever the wake-up runs. */
+    if (atomic_load_explicit(&c->mux->limits_changed, memory_order_acquire))
+        apply_limits(c->mux);
     if (!c->tls) {
         feed_plain(c, buf->base, (size_t)nread);
         return;
@@ -568,6 +582,7 @@ on_connection(uv_stream_t *server, int status)
     c->id = ((uint64_t)m->index << 56) | ((uint64_t)m->slot_gen[slot] << 32) | slot;
     m->slots[slot] = c;
     m->nconns++;
+    c->last_read_ms = uv_now(&m->loop);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
         mp_framer_init(&c->fr, MP_NS_CLIENT, &m->pre_limits, &framer_cb, c) < 0) {
         conn_close_now(c);
@@ -656,11 +671,11 @@ static void
 apply_limits(mp_mux *m)
 {
     pthread_mutex_lock(&m->limits_lock);
-    int changed = m->limits_changed;
+    int changed = atomic_load(&m->limits_changed);
     if (changed) {
         m->pre_limits = m->pending_pre;
         m->post_limits = m->pending_post;
-        m->limits_changed = 0;
+        atomic_store(&m->limits_changed, 0);
     }
     pthread_mutex_unlock(&m->limits_lock);
     if (!changed)
@@ -686,11 +701,35 @@ on_wake(uv_async_t *a)
         ;
 }
 
+/* Most connections are idle most of the time: what they hold then is what a server of many
+ * users pays for. */
+static void
+hibernate_idle(mp_mux *m, uint64_t now)
+{
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        mp_conn *c = m->slots[i];
+        if (!c || (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED)) ||
+            now - c->last_read_ms < IDLE_MS)
+            continue;
+        if (!mp_framer_hibernate(&c->fr))
+            continue; /* half an element is pending: not idle */
+        if (c->tls)
+            mp_tls_conn_shrink(c->tls);
+        if (c->out.len == 0)
+            mp_buf_free(&c->out);
+        if (!(c->flags & CF_WRITING))
+            mp_buf_free(&c->inflight);
+        c->flags |= CF_IDLE;
+    }
+}
+
 static void
 on_sweep(uv_timer_t *t)
 {
     mp_mux *m = t->data;
     uint64_t now = uv_now(&m->loop);
+    if (++m->sweeps % IDLE_SWEEPS == 0)
+        hibernate_idle(m, now);
     while (m->unauth.head && m->unauth.head->deadline_ms <= now) {
         mp_conn *c = m->unauth.head;
         list_remove(c);
@@ -860,7 +899,7 @@ mp_mux_reload(mp_mux *m, const mp_config *cfg)
 {
     pthread_mutex_lock(&m->limits_lock);
     limits_from(cfg, &m->pending_pre, &m->pending_post);
-    m->limits_changed = 1;
+    atomic_store_explicit(&m->limits_changed, 1, memory_order_release);
     pthread_mutex_unlock(&m->limits_lock);
     uv_async_send(&m->wake);
 }

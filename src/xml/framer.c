@@ -31,6 +31,9 @@ struct framer_priv {
     int in_parse;         /* inside XML_Parse: the parser must not be freed */
     int halted;           /* a callback stopped the parse and no reset followed */
     XML_Parser next;      /* parser made by a reset asked for inside a callback */
+    mp_buf header;        /* the client's raw stream start tag, replayed to rebuild the parser */
+    int64_t base;         /* stream input offset of the current parser's byte 0 */
+    int replaying;        /* feeding the saved header to a rebuilt parser */
     uint64_t stop_offset; /* input offset at the end of the element a callback stopped on */
 };
 typedef struct framer_priv framer_priv;
@@ -68,7 +71,7 @@ static uint64_t
 cur_offset(mp_framer *f)
 {
     XML_Index i = XML_GetCurrentByteIndex(f->parser);
-    return i < 0 ? f->fed : (uint64_t)i;
+    return i < 0 ? f->fed : (uint64_t)(priv(f)->base + i);
 }
 
 /* Input offset just past the token being reported. */
@@ -244,11 +247,24 @@ stream_header(mp_framer *f, const char *name, const XML_Char **atts)
             h.lang = v;
     }
     f->depth = 1;
+    framer_priv *p = priv(f);
+    if (p->replaying)
+        return; /* a rebuilt parser catching up: the stream was opened long ago */
     if (over_limit(f, event_end(f))) {
         fail_too_big(f);
         return;
     }
     f->boundary = event_end(f);
+    /* Keep the start tag as sent, so an idle stream's parser can be freed and rebuilt in the
+     * same state (same prefixes and namespaces in scope). */
+    int off = 0, size = 0, n = XML_GetCurrentByteCount(f->parser);
+    const char *ctx = XML_GetInputContext(f->parser, &off, &size);
+    mp_buf_free(&p->header);
+    if (ctx && n > 0 && off >= 0 && off + n <= size && (p->header.data = malloc((size_t)n))) {
+        /* exact size: it is kept for the stream's lifetime */
+        memcpy(p->header.data, ctx + off, (size_t)n);
+        p->header.len = p->header.cap = (size_t)n;
+    }
     int stop = f->cb->stream_open ? f->cb->stream_open(f->ud, &h) : 0;
     if (stop && !f->stopped) {
         f->stopped = 1;
@@ -540,6 +556,9 @@ reset_state(mp_framer *f)
     f->has_to = f->has_type = f->has_id = 0;
     p->tag_open = 0;
     p->halted = 0;
+    p->base = 0;
+    p->replaying = 0;
+    mp_buf_free(&p->header);
     release_buffers(f);
 }
 
@@ -577,6 +596,7 @@ mp_framer_free(mp_framer *f)
             XML_ParserFree(p->next);
         mp_buf_free(&p->ns.strings);
         mp_buf_free(&p->attrs);
+        mp_buf_free(&p->header);
         free(p->ns.off);
         free(p);
     }
@@ -639,6 +659,49 @@ mp_framer_set_from(mp_framer *f, const char *from, size_t len)
     return 0;
 }
 
+/* Rebuild the parser of a hibernated stream: a fresh parser is fed the saved start tag, so it
+ * stands inside the stream element again; input offsets continue where they were. */
+static int
+wake(mp_framer *f)
+{
+    framer_priv *p = priv(f);
+    f->parser = create_parser(f);
+    if (!f->parser) {
+        f->error = "resource-constraint";
+        return MP_ENOMEM;
+    }
+    p->base = (int64_t)f->fed - (int64_t)p->header.len;
+    f->depth = 0; /* the replayed start tag takes it back to 1 */
+    p->replaying = 1;
+    p->in_parse = 1;
+    enum XML_Status st = XML_Parse(f->parser, p->header.data, (int)p->header.len, XML_FALSE);
+    p->in_parse = 0;
+    p->replaying = 0;
+    if (st != XML_STATUS_OK || f->error || f->depth != 1) {
+        f->error = "internal-server-error";
+        return MP_EINVAL;
+    }
+    return 0;
+}
+
+int
+mp_framer_hibernate(mp_framer *f)
+{
+    framer_priv *p = priv(f);
+    if (!f->parser || !p || f->error || f->stopped || p->halted || p->in_parse || p->next ||
+        f->depth != 1 || f->fed != f->boundary || p->header.len == 0)
+        return 0;
+    XML_ParserFree(f->parser);
+    f->parser = NULL;
+    mp_buf_free(&f->out);
+    mp_buf_free(&p->attrs);
+    mp_buf_free(&p->ns.strings);
+    free(p->ns.off);
+    p->ns.off = NULL;
+    p->ns.cap = 0;
+    return 1;
+}
+
 int
 mp_framer_feed(mp_framer *f, const char *data, size_t len, size_t *consumed)
 {
@@ -650,6 +713,10 @@ mp_framer_feed(mp_framer *f, const char *data, size_t len, size_t *consumed)
     if (p->halted || p->in_parse) {
         /* The parser was stopped without a reset, or this is a feed from a callback. */
         f->error = "internal-server-error";
+        return MP_EINVAL;
+    }
+    if (!f->parser && wake(f) < 0) {
+        *consumed = len;
         return MP_EINVAL;
     }
     size_t off = 0;
@@ -708,5 +775,6 @@ mp_framer_memory(const mp_framer *f)
     const framer_priv *p = f->priv;
     if (!p)
         return f->out.cap;
-    return f->out.cap + p->attrs.cap + p->ns.strings.cap + (size_t)p->ns.cap * sizeof(size_t);
+    return f->out.cap + p->attrs.cap + p->ns.strings.cap + p->header.cap +
+           (size_t)p->ns.cap * sizeof(size_t);
 }

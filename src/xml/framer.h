@@ -84,6 +84,11 @@ int mp_framer_reset(mp_framer *f);
 void mp_framer_set_limits(mp_framer *f, const mp_framer_limits *lim);
 int mp_framer_set_from(mp_framer *f, const char *from, size_t len); /* NULL clears */
 
+/* Free the expat parser (about 10 KiB) of a stream that rests between top-level elements with
+ * nothing pending; the next feed rebuilds it by replaying the client's stream start tag.
+ * Returns 1 when the parser was freed, 0 when the stream is not at rest (nothing changes). */
+int mp_framer_hibernate(mp_framer *f);
+
 /* Feed bytes. Returns 0 when all were consumed, MP_AGAIN when a callback stopped the parse
  * (*consumed says how many bytes were used, up to the end of that element; feeding again needs
  * mp_framer_reset first), or MP_EINVAL on a stream error (mp_framer_error names the RFC 6120

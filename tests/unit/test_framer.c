@@ -873,10 +873,92 @@ test_stop_starttls(void **state)
     rec_free(&r);
 }
 
+/* ---- hibernation: the parser of a resting stream is freed and rebuilt ---- */
+
+static void
+test_hibernate(void **state)
+{
+    /* Every element of the realistic stream, with the parser freed before each one: the same
+     * callbacks and bytes as one straight parse. */
+    const char *data = client_stream;
+    size_t len = strlen(data);
+    mp_framer f;
+    rec whole;
+    rec_init(&whole, &f, &big_limits);
+    assert_int_equal(feed_str(&f, data), 0);
+    char *want = log_copy(&whole);
+    rec_free(&whole);
+
+    rec r;
+    rec_init(&r, &f, &big_limits);
+    assert_int_equal(mp_framer_hibernate(&f), 0); /* before the header: nothing to replay */
+    int freed = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t used;
+        if (mp_framer_feed(&f, data + i, 1, &used) != 0)
+            fail_msg("byte %zu: %s", i, mp_framer_error(&f));
+        freed += mp_framer_hibernate(&f);
+        if (f.depth == 1 && f.fed == f.boundary)
+            assert_null(f.parser);
+    }
+    assert_true(freed >= 5);
+    assert_string_equal(r.log.data, want);
+    free(want);
+    rec_free(&r);
+
+    /* A prefix of the client's own choosing still closes the stream after a rebuild. */
+    static const char hdr2[] = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+                               "xmlns='jabber:client' xmlns:x='urn:x' to='a' version='1.0'>";
+    rec_init(&r, &f, &big_limits);
+    assert_int_equal(feed_str(&f, hdr2), 0);
+    assert_int_equal(mp_framer_hibernate(&f), 1);
+    assert_int_equal(mp_framer_hibernate(&f), 0); /* already asleep */
+    assert_int_equal(feed_str(&f, "<x:e/>"), 0);
+    assert_int_equal(r.elements, 1);
+    assert_string_equal(r.el[0], "<e xmlns='urn:x'/>");
+    assert_int_equal(r.opens, 1); /* the replayed header is not reported again */
+    assert_int_equal(mp_framer_hibernate(&f), 1);
+    assert_int_equal(feed_str(&f, "</s:stream>"), 0);
+    assert_int_equal(r.closes, 1);
+    rec_free(&r);
+
+    /* Not at rest (half an element in), nothing is freed; limits count the same after a
+     * rebuild: exactly max passes, max + 1 fails. */
+    mp_framer_limits lim = {.max_element_bytes = 300, .max_elements = 10, .max_depth = 4};
+    rec_init(&r, &f, &lim);
+    assert_int_equal(feed_str(&f, HDR), 0);
+    assert_int_equal(feed_str(&f, "<message><bo"), 0);
+    assert_int_equal(mp_framer_hibernate(&f), 0);
+    assert_int_equal(feed_str(&f, "dy/></message>"), 0);
+    assert_int_equal(mp_framer_hibernate(&f), 1);
+    char *el = element_of(300);
+    assert_int_equal(feed_str(&f, el), 0);
+    free(el);
+    assert_int_equal(mp_framer_hibernate(&f), 1);
+    el = element_of(301);
+    assert_int_equal(feed_str(&f, el), MP_EINVAL);
+    free(el);
+    assert_string_equal(mp_framer_error(&f), "policy-violation");
+    assert_int_equal(r.elements, 2);
+    rec_free(&r);
+
+    /* A reset forgets the saved header: the next stream saves its own. */
+    rec_init(&r, &f, &big_limits);
+    assert_int_equal(feed_str(&f, HDR), 0);
+    assert_int_equal(mp_framer_reset(&f), 0);
+    assert_int_equal(mp_framer_hibernate(&f), 0);
+    assert_int_equal(feed_str(&f, hdr2), 0);
+    assert_int_equal(mp_framer_hibernate(&f), 1);
+    assert_int_equal(feed_str(&f, "<message/>"), 0);
+    assert_int_equal(r.elements, 1);
+    rec_free(&r);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hibernate),
         cmocka_unit_test(test_client_stream),
         cmocka_unit_test(test_stamping),
         cmocka_unit_test(test_attributes_and_kinds),

@@ -349,22 +349,22 @@ test_authzid(void **state)
 enum tamper { T_NONE, T_NONCE, T_PROOF, T_CBIND, T_REPLAY };
 
 typedef struct hand {
-    const char *mech;              /* "SCRAM-SHA-1" when NULL */
-    const mp_sasl_channel *ch;     /* &ch_tls when NULL */
-    const char *gs2;               /* "n,," when NULL */
-    const unsigned char *cb;       /* binding data the client sees, for c= */
+    const char *mech;          /* "SCRAM-SHA-1" when NULL */
+    const mp_sasl_channel *ch; /* &ch_tls when NULL */
+    const char *gs2;           /* "n,," when NULL */
+    const unsigned char *cb;   /* binding data the client sees, for c= */
     size_t cb_len;
-    const char *bare;              /* client-first-bare; "n=alice,r=hand0made0nonce" when NULL */
-    const char *password;          /* "pencil" when NULL */
-    const char *final_ext;         /* put between the nonce and the proof, e.g. ",x=y" */
+    const char *bare;      /* client-first-bare; "n=alice,r=hand0made0nonce" when NULL */
+    const char *password;  /* "pencil" when NULL */
+    const char *final_ext; /* put between the nonce and the proof, e.g. ",x=y" */
     enum tamper tamper;
-    const char *replay;            /* T_REPLAY: this client-final is sent instead */
+    const char *replay; /* T_REPLAY: this client-final is sent instead */
     /* results */
     int failure;
     int server_steps;
-    char attempted[64];            /* mp_sasl_attempted_user at the end, "" for NULL */
+    char attempted[64]; /* mp_sasl_attempted_user at the end, "" for NULL */
     char username[64];
-    char final[6100];              /* the client-final sent */
+    char final[6100]; /* the client-final sent */
 } hand;
 
 static char *
@@ -700,8 +700,8 @@ test_plus_cb_mismatch(void **state)
         assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
         assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
         /* plain SCRAM: c= must be exactly the gs2 header, with no binding data */
-        hand n = {.mech = scram_mechs[i], .ch = &ch_tls_both, .cb = endpoint,
-                  .cb_len = sizeof endpoint};
+        hand n = {
+            .mech = scram_mechs[i], .ch = &ch_tls_both, .cb = endpoint, .cb_len = sizeof endpoint};
         assert_int_equal(hand_scram(f, &n), MP_SASL_FAILURE);
         assert_int_equal(n.failure, MP_SASL_F_NOT_AUTHORIZED);
         n.cb = NULL;
@@ -879,7 +879,9 @@ test_attempted_user(void **state)
 {
     fixture *f = *state;
     /* known from the client-first on, also when the exchange fails there or later */
-    hand h = {.mech = "SCRAM-SHA-256", .ch = &ch_tls_both, .gs2 = "y,,",
+    hand h = {.mech = "SCRAM-SHA-256",
+              .ch = &ch_tls_both,
+              .gs2 = "y,,",
               .bare = "n=ALICE,r=hand0made0nonce"};
     assert_int_equal(hand_scram(f, &h), MP_SASL_FAILURE);
     assert_int_equal(h.failure, MP_SASL_F_NOT_AUTHORIZED);
