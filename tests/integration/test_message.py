@@ -167,3 +167,30 @@ def test_escaped_id_and_resource_round_trip(server):
     alice.send("<iq type='get' id='q&amp;2' to='bob@localhost/no&amp;such'><ping xmlns='urn:xmpp:ping'/></iq>")
     err = alice.read_until(r"</iq>")
     assert "service-unavailable" in err and "q&amp;2" in err and "no&amp;such" in err, err
+
+
+def test_idle_streams_wake_up(server):
+    """A stream idle long enough to give back its parser and buffers (3 s) carries on as if
+    nothing happened, in both directions, over TLS, and closes cleanly."""
+    import time
+    from conftest import RawClient
+    bob = RawClient(server.port)
+    bob.login("bob", server.users["bob"], resource="idle")
+    bob.send("<presence/>")
+    bob.read_until(r"<presence")
+    alice = RawClient(server.port)
+    alice.login("alice", server.users["alice"])
+    alice.send("<presence/>")
+    alice.read_until(r"<presence")
+    time.sleep(5)
+    # bob's stream is asleep: a message must reach it...
+    alice.send("<message to='bob@localhost/idle' id='w1'><body>wake up</body></message>")
+    got = bob.read_until(r"</message>")
+    assert "wake up" in got and "from='alice@localhost/" in got.replace('"', "'"), got
+    # ...and the first bytes it sends after sleeping are parsed as before.
+    time.sleep(5)
+    bob.send("<message to='alice@localhost' type='chat' id='w2'><body>awake</body></message>")
+    got = alice.read_until(r"awake</body></message>")
+    assert "from='bob@localhost/idle'" in got.replace('"', "'"), got
+    bob.send("</stream:stream>")
+    assert "</stream:stream>" in bob.read_until_closed()
