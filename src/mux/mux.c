@@ -12,6 +12,7 @@
 #include "xmpp/jid.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -706,6 +707,7 @@ on_wake(uv_async_t *a)
 static void
 hibernate_idle(mp_mux *m, uint64_t now)
 {
+    size_t n = 0;
     for (uint32_t i = 0; i < m->nslots; i++) {
         mp_conn *c = m->slots[i];
         if (!c || (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED)) ||
@@ -720,7 +722,12 @@ hibernate_idle(mp_mux *m, uint64_t now)
         if (!(c->flags & CF_WRITING))
             mp_buf_free(&c->inflight);
         c->flags |= CF_IDLE;
+        n++;
     }
+    /* Freed parsers sit between live objects, where glibc keeps them mapped; trimming hands
+     * their whole pages back to the kernel. */
+    if (n)
+        malloc_trim(0);
 }
 
 static void

@@ -543,8 +543,11 @@ async def slix_login(server, user, timeout=20, **kw):
                                        return_when=asyncio.FIRST_COMPLETED)
     for w in pending:
         w.cancel()
-    if not c.started.is_set():
-        c.abort()
+    if not c.started.is_set() and not c.gone.is_set():
+        try:
+            c.abort()
+        except AttributeError:
+            pass  # slixmpp 1.8 raises when the transport closed meanwhile
         raise AssertionError(
             f"slixmpp login of {user} (mechanism {kw.get('mech', 'PLAIN')}) did not start a "
             f"session: auth failures={c.failures}, stream errors={c.stream_errors}, "
