@@ -127,6 +127,12 @@ static const struct key core_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key offline_keys[] = {
+    {"max_messages", K_INT, F(offline_max_messages), 0, 1000000, NULL,
+     "messages kept for an account with no available resource (XEP-0160); 0 disables"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key top_keys[] = {
     {"hosts", K_HOSTS, F(hosts), 0, 0, NULL, "domains this server serves (at least one)"},
     {"data_dir", K_STR, F(data_dir), 0, 0, NULL,
@@ -139,6 +145,7 @@ static const struct key top_keys[] = {
     {"storage", K_SECTION, 0, 0, 0, storage_keys, "persistent storage"},
     {"admin", K_SECTION, 0, 0, 0, admin_keys, "administration"},
     {"core", K_SECTION, 0, 0, 0, core_keys, "threads"},
+    {"offline", K_SECTION, 0, 0, 0, offline_keys, "offline messages"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
      "modules to load, checked by the module registry at start"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -289,6 +296,7 @@ mp_config_defaults(mp_config *cfg)
     cfg->unauthenticated_timeout = 60;
     cfg->conflict_policy = MP_CONFLICT_REPLACE;
     cfg->max_sessions_per_user = 10;
+    cfg->offline_max_messages = 100;
     cfg->max_output_buffer = 1024 * 1024;
     cfg->http_port = 5280;
     for (size_t i = 0; i < NMECHS; i++)

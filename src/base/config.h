@@ -67,6 +67,9 @@ typedef struct mp_config {
     /* core: */
     int mux_threads; /* core.mux_threads: default 1 */
 
+    /* offline: */
+    int offline_max_messages; /* offline.max_messages: default 100, 0 disables */
+
     /* modules: list of module names to load, default ["ping", "disco", "version"] */
     char **modules;
     size_t nmodules;

@@ -17,6 +17,8 @@
 static void
 stream_free(mp_core *core, mp_cstream *s)
 {
+    if (s->state == CS_BOUND)
+        mp_presence_session_end(core, s);
     mp_cstream_unbind(core, s);
     mp_htab_remove(&core->streams, &s->by_conn);
     core->stats.connections--;
@@ -164,6 +166,8 @@ on_frame(const mp_frame *f, void *ud)
     }
     if (core->scratch.cap > 65536)
         mp_buf_free(&core->scratch);
+    if (core->deliver.cap > 65536)
+        mp_buf_free(&core->deliver);
 }
 
 static void
@@ -264,6 +268,7 @@ mp_core_free(mp_core *core)
         mp_xml_parser_free(core->parser);
     mp_arena_free(&core->arena);
     mp_buf_free(&core->scratch);
+    mp_buf_free(&core->deliver);
     free(core->links);
     free(core);
 }

@@ -38,8 +38,20 @@ typedef struct mp_cstream {
     size_t full_len, bare_len;
     mp_user *user;
     struct mp_cstream *next_res; /* the user's other bound resources */
+    char *presence;              /* last available presence broadcast, as routed */
+    size_t presence_len;
+    uint8_t roster_requested;    /* gets roster pushes (RFC 6121 §2.1.6) */
+    uint8_t initial_sent;        /* initial presence done: probes answered, offline flushed */
+    struct mp_directed *directed; /* sent directed available presence outside the roster */
     char ip[46];
 } mp_cstream;
+
+/* A JID a session sent directed presence to (RFC 6121 §4.6): it hears the unavailable too. */
+typedef struct mp_directed {
+    struct mp_directed *next;
+    size_t len;
+    char jid[];
+} mp_directed;
 
 /* An account with at least one bound resource. */
 struct mp_user {
@@ -83,6 +95,7 @@ struct mp_core {
     mp_xml_parser *parser;
     mp_arena arena; /* per stanza, reset after each */
     mp_buf scratch; /* reply building */
+    mp_buf deliver; /* copies of stanzas being delivered with a new 'to' */
     uint64_t started_ms;
     int64_t started_unix;
     mp_core_stats stats;
@@ -110,6 +123,41 @@ void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);
 void mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,
                     size_t from_len, const char *id, size_t id_len, const char *etype,
                     const char *cond);
+
+/* presence.c: the presence engine (RFC 6121 §3, §4) */
+void mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f);
+void mp_presence_session_end(mp_core *core, mp_cstream *s);
+/* The user of session s sends a subscription stanza of type (enum mp_sub_type) to the bare
+ * JID contact (outbound processing, RFC 6121 §3). */
+void mp_presence_subscription(mp_core *core, mp_cstream *s, const char *contact, int type,
+                              int from_client);
+/* Deliver bytes of a stanza to one session with to='...' inserted after the element name. */
+void mp_deliver_to(mp_core *core, mp_cstream *r, const char *bytes, size_t len, const char *to,
+                   size_t to_len);
+/* Offline storage (XEP-0160): store a message for an account with no available resource.
+ * Returns 0, MP_ENOTFOUND (no such account), MP_ELIMIT (quota) or MP_EIO. */
+int mp_offline_store(mp_core *core, const char *domain, const char *node, const mp_frame *f);
+
+/* roster.c */
+struct mp_roster_item;
+/* A roster item copied out of storage. */
+typedef struct mp_item_copy {
+    int found;
+    int state;
+    char *name;
+    char **groups;
+    size_t ngroups;
+} mp_item_copy;
+/* 0 (found or not: see c->found) or MP_EIO. */
+int mp_roster_load(mp_core *core, const char *domain, const char *node, const char *jid,
+                   mp_item_copy *c);
+void mp_item_copy_free(mp_item_copy *c);
+/* Store jid's item with a new state (name and groups kept) and push it to the user's
+ * interested resources. */
+int mp_roster_set_state(mp_core *core, const char *domain, const char *node, const char *jid,
+                        const mp_item_copy *c, int state);
+void mp_roster_push(mp_core *core, const char *bare, size_t bare_len,
+                    const struct mp_roster_item *item, uint64_t ver, int removed);
 
 /* iq.c */
 int mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,

@@ -122,15 +122,20 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
             return;
         if (type_is(f, "headline"))
             return;
-        /* No available resource. Offline storage comes with the IM modules; until then the
-         * sender learns the message was not delivered. */
-        bounce(core, from, f, "cancel", "service-unavailable");
-        return;
-    case MP_EL_PRESENCE:
-        for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
-            if (r->available)
-                deliver(core, r, f);
-        return;
+        /* No available resource (RFC 6121 §8.5.2.2): keep it for the account (XEP-0160). */
+        switch (mp_offline_store(core, to->domain, to->node, f)) {
+        case 0:
+            return;
+        case MP_ELIMIT:
+            bounce(core, from, f, "wait", "resource-constraint");
+            return;
+        case MP_ENOTFOUND:
+            bounce(core, from, f, "cancel", "service-unavailable");
+            return;
+        default:
+            bounce(core, from, f, "wait", "internal-server-error");
+            return;
+        }
     case MP_EL_IQ:
         if (mp_iq_dispatch(core, from, f, 2 /* MP_TARGET_ACCOUNT */, bare) != 0)
             bounce(core, from, f, "cancel", "service-unavailable");
@@ -140,40 +145,14 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
     }
 }
 
-/* Presence without 'to' (RFC 6121 §4.2, §4.4): the session's availability changes and all of
- * the user's available resources hear of it. Broadcast to contacts comes with rosters. */
-static void
-presence_broadcast(mp_core *core, mp_cstream *s, const mp_frame *f)
-{
-    if (f->type_len && !type_is(f, "unavailable")) {
-        mp_debug("conn %016llx: presence of type %.*s without 'to' ignored",
-                 (unsigned long long)s->conn, (int)f->type_len, mp_frame_type(f));
-        return;
-    }
-    if (type_is(f, "unavailable")) {
-        s->available = 0;
-    } else {
-        mp_xnode *el = NULL;
-        s->priority = 0;
-        if (mp_xml_parse(core->parser, &core->arena, "jabber:client", mp_frame_payload(f),
-                         f->payload_len, &el) == 0) {
-            const mp_xnode *p = mp_xnode_child(el, "jabber:client", "priority");
-            if (p && p->text_len) {
-                long v = strtol(p->text, NULL, 10);
-                s->priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
-            }
-        }
-        s->available = 1;
-    }
-    for (mp_cstream *r = s->user ? s->user->resources : NULL; r; r = r->next_res)
-        if (r->available || r == s)
-            deliver(core, r, f);
-}
-
 void
 mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
 {
     int kind = f->el_kind;
+    if (kind == MP_EL_PRESENCE) {
+        mp_presence_outbound(core, s, f);
+        return;
+    }
     if (kind == MP_EL_IQ) {
         if (!f->id_len || !(type_is(f, "get") || type_is(f, "set") || type_is(f, "result") ||
                             type_is(f, "error"))) {
@@ -183,9 +162,6 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
     }
     if (f->to_len == 0) {
         switch (kind) {
-        case MP_EL_PRESENCE:
-            presence_broadcast(core, s, f);
-            return;
         case MP_EL_IQ:
             if (mp_iq_dispatch(core, s, f, 2 /* MP_TARGET_ACCOUNT */, "") != 0)
                 bounce(core, s, f, "cancel", "service-unavailable");

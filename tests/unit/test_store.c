@@ -14,6 +14,7 @@
 
 #include "auth/accounts.h"
 #include "auth/scram.h"
+#include "base/buf.h"
 #include "base/config.h"
 #include "base/err.h"
 #include "storage/store.h"
@@ -108,7 +109,7 @@ test_file_mode_and_pragmas(void **state)
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
@@ -287,6 +288,218 @@ test_accounts(void **state)
     assert_int_equal(mp_account_delete(f->st, &f->cfg, "alice@nowhere"), MP_EINVAL);
 }
 
+static void
+unlink_db(const char *path)
+{
+    char p[160];
+
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+static int
+user_version(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    int v;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A database as the version 1 server left it: the users table only, in WAL mode. */
+static void
+make_v1_db(const char *path, const char *const *nodes, const mp_user_cred *creds, int n)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA journal_mode=WAL;"
+                                  "CREATE TABLE users ("
+                                  " domain TEXT NOT NULL, node TEXT NOT NULL,"
+                                  " iterations INTEGER NOT NULL, salt BLOB NOT NULL,"
+                                  " sha1_stored BLOB NOT NULL, sha1_server BLOB NOT NULL,"
+                                  " sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,"
+                                  " created INTEGER NOT NULL, PRIMARY KEY (domain, node)"
+                                  ") WITHOUT ROWID;"
+                                  "PRAGMA user_version = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO users VALUES ('localhost', ?1, ?2, ?3, ?4,"
+                                        " ?5, ?6, ?7, 0)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < n; i++) {
+        const mp_user_cred *c = &creds[i];
+        sqlite3_bind_text(q, 1, nodes[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, c->iterations);
+        sqlite3_bind_blob(q, 3, c->salt, (int)c->salt_len, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 4, c->sha1_stored_key, 20, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 5, c->sha1_server_key, 20, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 6, c->sha256_stored_key, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 7, c->sha256_server_key, 32, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int
+count_item(const mp_roster_item *it, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void
+test_migrate_v1(void **state)
+{
+    fixture *f = *state;
+    static const char *const nodes[] = {"olga", "oscar"};
+    mp_user_cred creds[2], got;
+    uint64_t ver = 99;
+    int n = 0;
+
+    cred_for("old", &creds[0]);
+    cred_for("older", &creds[1]);
+    mp_store_close(f->st);
+    f->st = NULL;
+    unlink_db(f->path);
+    make_v1_db(f->path, nodes, creds, 2);
+    assert_int_equal(user_version(f->path), 1);
+
+    assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
+    assert_int_equal(user_version(f->path), 2);
+    const mp_store_ops *ops = f->st->ops;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ops->user_get(f->st, "localhost", nodes[i], &got), 0);
+        assert_cred_equal(&got, &creds[i]);
+    }
+    assert_int_equal(mp_scram_check_password("older", &got), 1);
+    list_acc acc = {0};
+    assert_int_equal(ops->user_list(f->st, "localhost", list_cb, &acc), 0);
+    assert_int_equal(acc.n, 2);
+
+    /* the new tables are there and empty */
+    assert_int_equal(ops->roster_list(f->st, "localhost", "olga", count_item, &n, &ver), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ver, 0);
+    assert_int_equal(ops->offline_count(f->st, "localhost", "olga"), 0);
+    mp_roster_item it = {.jid = "romeo@example.net", .state = 1};
+    assert_int_equal(ops->roster_put(f->st, "localhost", "olga", &it, &ver), 0);
+    assert_int_equal(ver, 1);
+    assert_int_equal(ops->offline_push(f->st, "localhost", "olga", "<message/>", 10, 5, 10), 0);
+
+    /* opening the upgraded file again changes nothing */
+    mp_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
+    assert_int_equal(user_version(f->path), 2);
+    ops = f->st->ops;
+    n = 0;
+    assert_int_equal(ops->roster_list(f->st, "localhost", "olga", count_item, &n, &ver), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ver, 1);
+    assert_int_equal(ops->offline_count(f->st, "localhost", "olga"), 1);
+    assert_int_equal(ops->user_get(f->st, "localhost", "oscar", &got), 0);
+    assert_cred_equal(&got, &creds[1]);
+}
+
+/* A failed upgrade leaves the version 1 database as it was. */
+static void
+test_migrate_failure_rolls_back(void **state)
+{
+    fixture *f = *state;
+    static const char *const nodes[] = {"olga"};
+    mp_user_cred c, got;
+    sqlite3 *db;
+
+    cred_for("old", &c);
+    mp_store_close(f->st);
+    f->st = NULL;
+    unlink_db(f->path);
+    make_v1_db(f->path, nodes, &c, 1);
+    /* a table in the way of the version 2 schema */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE blobs (x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(mp_store_open(&f->cfg, &f->st), MP_EIO);
+    assert_null(f->st);
+    assert_int_equal(user_version(f->path), 1);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT * FROM roster", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE blobs", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
+    assert_int_equal(f->st->ops->user_get(f->st, "localhost", "olga", &got), 0);
+    assert_cred_equal(&got, &c);
+}
+
+static void
+test_user_delete_cascades(void **state)
+{
+    fixture *f = *state;
+    const mp_store_ops *ops = f->st->ops;
+    mp_user_cred c;
+    uint64_t ver;
+    mp_buf b = {0};
+    int n;
+    static const char *const grp[] = {"Friends"};
+    mp_roster_item it = {.jid = "juliet@example.com", .state = 3, .groups = grp, .ngroups = 1};
+
+    cred_for("pw", &c);
+    /* alice on two hosts, and bob: only localhost's alice goes */
+    assert_int_equal(ops->user_put(f->st, "localhost", "alice", &c, 1), 0);
+    assert_int_equal(ops->user_put(f->st, "example.org", "alice", &c, 1), 0);
+    assert_int_equal(ops->user_put(f->st, "localhost", "bob", &c, 1), 0);
+    const char *who[][2] = {{"localhost", "alice"}, {"example.org", "alice"}, {"localhost", "bob"}};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ops->roster_put(f->st, who[i][0], who[i][1], &it, &ver), 0);
+        assert_int_equal(ops->offline_push(f->st, who[i][0], who[i][1], "<message/>", 10, 1, 5), 0);
+        assert_int_equal(ops->blob_put(f->st, who[i][0], who[i][1], "vcard", "", "<vCard/>", 8), 0);
+    }
+
+    assert_int_equal(ops->user_delete(f->st, "localhost", "alice"), 0);
+    n = 0;
+    assert_int_equal(ops->roster_list(f->st, "localhost", "alice", count_item, &n, &ver), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ver, 0); /* the version went too */
+    assert_int_equal(ops->offline_count(f->st, "localhost", "alice"), 0);
+    assert_int_equal(ops->blob_get(f->st, "localhost", "alice", "vcard", "", &b), MP_ENOTFOUND);
+
+    for (int i = 1; i < 3; i++) {
+        n = 0;
+        assert_int_equal(ops->roster_list(f->st, who[i][0], who[i][1], count_item, &n, &ver), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(ver, 1);
+        assert_int_equal(ops->offline_count(f->st, who[i][0], who[i][1]), 1);
+        b.len = 0;
+        assert_int_equal(ops->blob_get(f->st, who[i][0], who[i][1], "vcard", "", &b), 0);
+        assert_int_equal(b.len, 8);
+    }
+    mp_buf_free(&b);
+
+    /* leftovers without a user row are cleaned, but the answer is still "not found" */
+    assert_int_equal(ops->roster_put(f->st, "localhost", "ghost", &it, NULL), 0);
+    assert_int_equal(ops->user_delete(f->st, "localhost", "ghost"), MP_ENOTFOUND);
+    n = 0;
+    assert_int_equal(ops->roster_list(f->st, "localhost", "ghost", count_item, &n, NULL), 0);
+    assert_int_equal(n, 0);
+}
+
 int
 main(void)
 {
@@ -298,6 +511,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_failure_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_delete_cascades, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,12 @@
 /* SQLite backend: one database file in WAL mode, statements prepared once at open. */
 #include "storage/store.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +15,87 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+
+/* Statements prepared once at open, by index. */
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_USER_GET,
+    Q_USER_INSERT,
+    Q_USER_UPDATE,
+    Q_USER_DELETE,
+    Q_USER_LIST,
+    /* the account's other data, dropped with the user row; same bindings as Q_USER_DELETE */
+    Q_DROP_ROSTER,
+    Q_DROP_VERSION,
+    Q_DROP_OFFLINE,
+    Q_DROP_BLOBS,
+    Q_ROSTER_LIST,
+    Q_ROSTER_GET,
+    Q_ROSTER_PUT,
+    Q_ROSTER_DELETE,
+    Q_VERSION_GET,
+    Q_VERSION_BUMP,
+    Q_OFFLINE_COUNT,
+    Q_OFFLINE_PUSH,
+    Q_OFFLINE_LIST,
+    Q_OFFLINE_DELETE,
+    Q_BLOB_GET,
+    Q_BLOB_PUT,
+    Q_BLOB_DELETE,
+    Q_COUNT
+};
+
+static const char *const query_sql[Q_COUNT] = {
+    /* IMMEDIATE: a read-then-write transaction that began as a reader could fail with
+     * SQLITE_BUSY_SNAPSHOT, which the busy handler does not retry. */
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_USER_GET] = "SELECT iterations, salt, sha1_stored, sha1_server, sha256_stored,"
+                   " sha256_server FROM users WHERE domain = ?1 AND node = ?2",
+    [Q_USER_INSERT] = "INSERT INTO users (domain, node, iterations, salt, sha1_stored,"
+                      " sha1_server, sha256_stored, sha256_server, created)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [Q_USER_UPDATE] = "UPDATE users SET iterations = ?3, salt = ?4, sha1_stored = ?5,"
+                      " sha1_server = ?6, sha256_stored = ?7, sha256_server = ?8"
+                      " WHERE domain = ?1 AND node = ?2",
+    [Q_USER_DELETE] = "DELETE FROM users WHERE domain = ?1 AND node = ?2",
+    [Q_USER_LIST] = "SELECT node FROM users WHERE domain = ?1 ORDER BY node",
+    [Q_DROP_ROSTER] = "DELETE FROM roster WHERE domain = ?1 AND node = ?2",
+    [Q_DROP_VERSION] = "DELETE FROM roster_version WHERE domain = ?1 AND node = ?2",
+    [Q_DROP_OFFLINE] = "DELETE FROM offline WHERE domain = ?1 AND node = ?2",
+    [Q_DROP_BLOBS] = "DELETE FROM blobs WHERE domain = ?1 AND node = ?2",
+    [Q_ROSTER_LIST] = "SELECT jid, name, state, groups FROM roster"
+                      " WHERE domain = ?1 AND node = ?2 ORDER BY jid",
+    [Q_ROSTER_GET] = "SELECT jid, name, state, groups FROM roster"
+                     " WHERE domain = ?1 AND node = ?2 AND jid = ?3",
+    [Q_ROSTER_PUT] = "INSERT OR REPLACE INTO roster (domain, node, jid, name, state, groups)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_ROSTER_DELETE] = "DELETE FROM roster WHERE domain = ?1 AND node = ?2 AND jid = ?3",
+    [Q_VERSION_GET] = "SELECT version FROM roster_version WHERE domain = ?1 AND node = ?2",
+    [Q_VERSION_BUMP] = "INSERT INTO roster_version (domain, node, version) VALUES (?1, ?2, 1)"
+                       " ON CONFLICT (domain, node) DO UPDATE SET version = version + 1"
+                       " RETURNING version",
+    [Q_OFFLINE_COUNT] = "SELECT count(*) FROM offline WHERE domain = ?1 AND node = ?2",
+    [Q_OFFLINE_PUSH] = "INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)",
+    [Q_OFFLINE_LIST] = "SELECT id, stanza, stamp FROM offline"
+                       " WHERE domain = ?1 AND node = ?2 ORDER BY id",
+    [Q_OFFLINE_DELETE] = "DELETE FROM offline WHERE domain = ?1 AND node = ?2 AND id <= ?3",
+    [Q_BLOB_GET] = "SELECT data FROM blobs"
+                   " WHERE domain = ?1 AND node = ?2 AND kind = ?3 AND key = ?4",
+    [Q_BLOB_PUT] = "INSERT OR REPLACE INTO blobs (domain, node, kind, key, data)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_BLOB_DELETE] = "DELETE FROM blobs WHERE domain = ?1 AND node = ?2 AND kind = ?3"
+                      " AND key = ?4",
+};
 
 typedef struct sqlite_store {
     mp_store base; /* first: mp_store * and sqlite_store * convert both ways */
     sqlite3 *db;
-    sqlite3_stmt *get, *insert, *update, *del, *list;
+    sqlite3_stmt *q[Q_COUNT];
 } sqlite_store;
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -33,6 +110,41 @@ static const char schema_v1[] = "CREATE TABLE users ("
                                 " created INTEGER NOT NULL,"
                                 " PRIMARY KEY (domain, node)"
                                 ") WITHOUT ROWID;";
+
+/* Roster groups live in the item's row as one BLOB, each name followed by a NUL (names cannot
+ * contain one): an item is read in one row, and x'' is the empty list. Offline stanzas and
+ * documents can be large, so those tables keep their rowid. */
+static const char schema_v2[] = "CREATE TABLE roster ("
+                                " domain TEXT NOT NULL,"
+                                " node TEXT NOT NULL,"
+                                " jid TEXT NOT NULL,"
+                                " name TEXT,"
+                                " state INTEGER NOT NULL,"
+                                " groups BLOB NOT NULL DEFAULT x'',"
+                                " PRIMARY KEY (domain, node, jid)"
+                                ") WITHOUT ROWID;"
+                                "CREATE TABLE roster_version ("
+                                " domain TEXT NOT NULL,"
+                                " node TEXT NOT NULL,"
+                                " version INTEGER NOT NULL,"
+                                " PRIMARY KEY (domain, node)"
+                                ") WITHOUT ROWID;"
+                                "CREATE TABLE offline ("
+                                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                " domain TEXT NOT NULL,"
+                                " node TEXT NOT NULL,"
+                                " stanza BLOB NOT NULL,"
+                                " stamp INTEGER NOT NULL"
+                                ");"
+                                "CREATE INDEX offline_owner ON offline (domain, node, id);"
+                                "CREATE TABLE blobs ("
+                                " domain TEXT NOT NULL,"
+                                " node TEXT NOT NULL,"
+                                " kind TEXT NOT NULL,"
+                                " key TEXT NOT NULL,"
+                                " data BLOB NOT NULL,"
+                                " PRIMARY KEY (domain, node, kind, key)"
+                                ");";
 
 static int
 db_fail(sqlite_store *s, const char *what)
@@ -89,6 +201,10 @@ migrate(sqlite_store *s)
         if ((rc = exec(s, schema_v1)) < 0)
             goto fail;
     }
+    if (version < 2) {
+        if ((rc = exec(s, schema_v2)) < 0)
+            goto fail;
+    }
     if (version < SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -109,6 +225,13 @@ prepare(sqlite_store *s, const char *sql, sqlite3_stmt **out)
     return 0;
 }
 
+static void
+done(sqlite3_stmt *q)
+{
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+}
+
 static int
 bind_key(sqlite3_stmt *st, const char *domain, const char *node)
 {
@@ -116,6 +239,48 @@ bind_key(sqlite3_stmt *st, const char *domain, const char *node)
         sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC) != SQLITE_OK)
         return MP_EIO;
     return 0;
+}
+
+/* Run a statement that returns no rows (its parameters bound); reset it either way. */
+static int
+step_done(sqlite_store *s, sqlite3_stmt *q, const char *what)
+{
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_fail(s, what);
+    done(q);
+    return rc;
+}
+
+/* A store call made from inside a callback of another (offline_take holds its transaction
+ * while it hands stanzas over) nests as a savepoint: it commits or rolls back with the outer
+ * transaction. *outer tells tx_end which kind was opened. */
+static int
+tx_begin(sqlite_store *s, int *outer)
+{
+    *outer = sqlite3_get_autocommit(s->db);
+    if (!*outer)
+        return exec(s, "SAVEPOINT mp_nested");
+    return step_done(s, s->q[Q_BEGIN], "begin");
+}
+
+/* Commit when ok (rc >= 0, returned unchanged unless the commit fails), else roll back. */
+static int
+tx_end(sqlite_store *s, int outer, int rc)
+{
+    if (rc >= 0) {
+        int c = outer ? step_done(s, s->q[Q_COMMIT], "commit") : exec(s, "RELEASE mp_nested");
+        if (c == 0)
+            return rc;
+        rc = c;
+    }
+    /* A failed COMMIT may leave the transaction open; a failed statement may have ended it
+     * already (SQLITE_FULL, SQLITE_IOERR): roll back only what is still open. */
+    if (outer) {
+        if (!sqlite3_get_autocommit(s->db))
+            step_done(s, s->q[Q_ROLLBACK], "rollback");
+    } else {
+        exec(s, "ROLLBACK TO mp_nested; RELEASE mp_nested");
+    }
+    return rc;
 }
 
 /* Copy one BLOB column into a fixed-size field; a size mismatch means a damaged row. */
@@ -133,7 +298,7 @@ static int
 sq_user_get(mp_store *st, const char *domain, const char *node, mp_user_cred *out)
 {
     sqlite_store *s = (sqlite_store *)st;
-    sqlite3_stmt *q = s->get;
+    sqlite3_stmt *q = s->q[Q_USER_GET];
     int rc;
 
     if ((rc = bind_key(q, domain, node)) < 0)
@@ -171,8 +336,7 @@ bad_row:
     mp_err("sqlite: damaged credentials row for %s@%s", node, domain);
     memset(out, 0, sizeof *out);
 out:
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    done(q);
     return rc;
 }
 
@@ -181,7 +345,7 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
             int create)
 {
     sqlite_store *s = (sqlite_store *)st;
-    sqlite3_stmt *q = create ? s->insert : s->update;
+    sqlite3_stmt *q = s->q[create ? Q_USER_INSERT : Q_USER_UPDATE];
     int rc;
 
     if (cred->salt_len == 0 || cred->salt_len > MP_SCRAM_SALT_MAX || cred->iterations == 0)
@@ -210,28 +374,35 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
     else
         rc = db_fail(s, "user_put");
 out:
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    done(q);
     return rc;
 }
 
+/* The user row and everything the account owns go in one transaction. Leftovers of an account
+ * that has no user row any more are dropped too, though the answer is then MP_ENOTFOUND. */
 static int
 sq_user_delete(mp_store *st, const char *domain, const char *node)
 {
+    static const int drops[] = {Q_USER_DELETE, Q_DROP_ROSTER, Q_DROP_VERSION, Q_DROP_OFFLINE,
+                                Q_DROP_BLOBS};
     sqlite_store *s = (sqlite_store *)st;
-    sqlite3_stmt *q = s->del;
-    int rc;
+    int rc, outer, found = 0;
 
-    if ((rc = bind_key(q, domain, node)) < 0)
-        goto out;
-    if (sqlite3_step(q) != SQLITE_DONE)
-        rc = db_fail(s, "user_delete");
-    else
-        rc = sqlite3_changes(s->db) > 0 ? 0 : MP_ENOTFOUND;
-out:
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return rc;
+    if ((rc = tx_begin(s, &outer)) < 0)
+        return rc;
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0] && rc == 0; i++) {
+        sqlite3_stmt *q = s->q[drops[i]];
+        if (bind_key(q, domain, node) < 0) {
+            rc = db_fail(s, "user_delete bind");
+            done(q);
+            break;
+        }
+        rc = step_done(s, q, "user_delete");
+        if (i == 0)
+            found = sqlite3_changes(s->db) > 0;
+    }
+    rc = tx_end(s, outer, rc);
+    return rc < 0 ? rc : found ? 0 : MP_ENOTFOUND;
 }
 
 /* A negative value returned by cb is passed back to the caller; a positive one just stops. */
@@ -239,7 +410,7 @@ static int
 sq_user_list(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud)
 {
     sqlite_store *s = (sqlite_store *)st;
-    sqlite3_stmt *q = s->list;
+    sqlite3_stmt *q = s->q[Q_USER_LIST];
     int rc = 0, step;
 
     if (sqlite3_bind_text(q, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -259,9 +430,422 @@ sq_user_list(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud)
     if (step != SQLITE_DONE)
         rc = db_fail(s, "user_list");
 out:
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    done(q);
     return rc;
+}
+
+/* ---- roster ---- */
+
+#define GROUPS_ON_STACK 16
+
+/* Hand the roster row q stands on to cb: the groups point into the row's BLOB, which stays
+ * valid until q moves on. Returns cb's value, or MP_EIO / MP_ENOMEM. */
+static int
+roster_row(sqlite_store *s, sqlite3_stmt *q, const char *domain, const char *node,
+           mp_store_roster_cb cb, void *ud)
+{
+    const char *stack[GROUPS_ON_STACK], **groups = stack;
+    mp_roster_item it = {0};
+    int rc;
+
+    it.jid = (const char *)sqlite3_column_text(q, 0);
+    it.name = (const char *)sqlite3_column_text(q, 1); /* NULL for SQL NULL */
+    it.state = sqlite3_column_int(q, 2);
+    const char *g = sqlite3_column_blob(q, 3);
+    size_t glen = (size_t)sqlite3_column_bytes(q, 3);
+    if (!it.jid || (glen > 0 && (!g || g[glen - 1] != '\0'))) {
+        mp_err("sqlite: damaged roster row in the roster of %s@%s", node, domain);
+        return MP_EIO;
+    }
+    for (size_t i = 0; i < glen; i++)
+        it.ngroups += g[i] == '\0';
+    if (it.ngroups > GROUPS_ON_STACK) {
+        groups = malloc(it.ngroups * sizeof *groups);
+        if (!groups)
+            return MP_ENOMEM;
+    }
+    for (size_t i = 0, off = 0; i < it.ngroups; i++) {
+        groups[i] = g + off;
+        off += strlen(g + off) + 1;
+    }
+    it.groups = groups;
+    rc = cb(&it, ud);
+    if (groups != stack)
+        free(groups);
+    return rc;
+}
+
+static int
+version_get(sqlite_store *s, const char *domain, const char *node, uint64_t *version)
+{
+    sqlite3_stmt *q = s->q[Q_VERSION_GET];
+    int rc = 0;
+
+    *version = 0;
+    if (bind_key(q, domain, node) < 0) {
+        rc = db_fail(s, "roster version bind");
+        goto out;
+    }
+    switch (sqlite3_step(q)) {
+    case SQLITE_ROW:
+        *version = (uint64_t)sqlite3_column_int64(q, 0);
+        break;
+    case SQLITE_DONE:
+        break;
+    default:
+        rc = db_fail(s, "roster version");
+    }
+out:
+    done(q);
+    return rc;
+}
+
+/* Called inside the transaction of the change. */
+static int
+version_bump(sqlite_store *s, const char *domain, const char *node, uint64_t *version)
+{
+    sqlite3_stmt *q = s->q[Q_VERSION_BUMP];
+    int rc = 0;
+
+    if (bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
+        rc = db_fail(s, "roster version bump");
+        goto out;
+    }
+    if (version)
+        *version = (uint64_t)sqlite3_column_int64(q, 0);
+out:
+    done(q);
+    return rc;
+}
+
+/* The version is read before the items: should a change slip in between, the client gets
+ * newer items under the older version and asks again, never stale items under a new one. */
+static int
+sq_roster_list(mp_store *st, const char *domain, const char *node, mp_store_roster_cb cb, void *ud,
+               uint64_t *version)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_ROSTER_LIST];
+    uint64_t ver = 0;
+    int rc = 0, step;
+
+    if (version && (rc = version_get(s, domain, node, &ver)) < 0)
+        return rc;
+    if (bind_key(q, domain, node) < 0) {
+        rc = db_fail(s, "roster_list bind");
+        goto out;
+    }
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int r = roster_row(s, q, domain, node, cb, ud);
+        if (r != 0) {
+            rc = r < 0 ? r : 0;
+            goto out;
+        }
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(s, "roster_list");
+out:
+    done(q);
+    if (rc == 0 && version)
+        *version = ver;
+    return rc;
+}
+
+static int
+sq_roster_get(mp_store *st, const char *domain, const char *node, const char *jid,
+              mp_store_roster_cb cb, void *ud)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_ROSTER_GET];
+    int rc;
+
+    if (!jid)
+        return MP_EINVAL;
+    if (bind_key(q, domain, node) < 0 ||
+        sqlite3_bind_text(q, 3, jid, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_fail(s, "roster_get bind");
+        goto out;
+    }
+    switch (sqlite3_step(q)) {
+    case SQLITE_ROW:
+        rc = roster_row(s, q, domain, node, cb, ud);
+        if (rc > 0)
+            rc = 0;
+        break;
+    case SQLITE_DONE:
+        rc = MP_ENOTFOUND;
+        break;
+    default:
+        rc = db_fail(s, "roster_get");
+    }
+out:
+    done(q);
+    return rc;
+}
+
+/* The groups as stored: each name and its NUL, in order. *out is NULL for none. */
+static int
+encode_groups(const mp_roster_item *item, char **out, size_t *len)
+{
+    size_t total = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (item->ngroups && !item->groups)
+        return MP_EINVAL;
+    for (size_t i = 0; i < item->ngroups; i++) {
+        if (!item->groups[i])
+            return MP_EINVAL;
+        total += strlen(item->groups[i]) + 1;
+        if (total > INT_MAX)
+            return MP_ELIMIT;
+    }
+    if (total == 0)
+        return 0;
+    char *p = malloc(total);
+    if (!p)
+        return MP_ENOMEM;
+    *out = p;
+    *len = total;
+    for (size_t i = 0; i < item->ngroups; i++) {
+        size_t n = strlen(item->groups[i]) + 1;
+        memcpy(p, item->groups[i], n);
+        p += n;
+    }
+    return 0;
+}
+
+static int
+sq_roster_put(mp_store *st, const char *domain, const char *node, const mp_roster_item *item,
+              uint64_t *version)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_ROSTER_PUT];
+    char *groups;
+    size_t glen;
+    int rc, outer;
+
+    if (!item->jid || !*item->jid)
+        return MP_EINVAL;
+    if ((rc = encode_groups(item, &groups, &glen)) < 0)
+        return rc;
+    if ((rc = tx_begin(s, &outer)) < 0)
+        goto out;
+    /* "" rather than NULL: a NULL pointer would bind SQL NULL, not the empty BLOB. */
+    if (bind_key(q, domain, node) < 0 ||
+        sqlite3_bind_text(q, 3, item->jid, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(q, 4, item->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int(q, 5, item->state) != SQLITE_OK ||
+        sqlite3_bind_blob(q, 6, groups ? groups : "", (int)glen, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_fail(s, "roster_put bind");
+        done(q);
+    } else {
+        rc = step_done(s, q, "roster_put");
+    }
+    if (rc == 0)
+        rc = version_bump(s, domain, node, version);
+    rc = tx_end(s, outer, rc);
+out:
+    free(groups);
+    return rc;
+}
+
+static int
+sq_roster_delete(mp_store *st, const char *domain, const char *node, const char *jid,
+                 uint64_t *version)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_ROSTER_DELETE];
+    int rc, outer;
+
+    if (!jid)
+        return MP_EINVAL;
+    if ((rc = tx_begin(s, &outer)) < 0)
+        return rc;
+    if (bind_key(q, domain, node) < 0 ||
+        sqlite3_bind_text(q, 3, jid, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_fail(s, "roster_delete bind");
+        done(q);
+    } else if ((rc = step_done(s, q, "roster_delete")) == 0) {
+        rc = sqlite3_changes(s->db) > 0 ? version_bump(s, domain, node, version) : MP_ENOTFOUND;
+    }
+    return tx_end(s, outer, rc);
+}
+
+/* ---- offline messages ---- */
+
+static int
+offline_count(sqlite_store *s, const char *domain, const char *node)
+{
+    sqlite3_stmt *q = s->q[Q_OFFLINE_COUNT];
+    int rc;
+
+    if (bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
+        rc = db_fail(s, "offline_count");
+        goto out;
+    }
+    sqlite3_int64 n = sqlite3_column_int64(q, 0);
+    rc = n > INT_MAX ? INT_MAX : (int)n;
+out:
+    done(q);
+    return rc;
+}
+
+static int
+sq_offline_count(mp_store *st, const char *domain, const char *node)
+{
+    return offline_count((sqlite_store *)st, domain, node);
+}
+
+static int
+sq_offline_push(mp_store *st, const char *domain, const char *node, const char *stanza, size_t len,
+                int64_t stamp, int max)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_OFFLINE_PUSH];
+    int rc, outer;
+
+    if (!stanza || len == 0)
+        return MP_EINVAL;
+    if (len > INT_MAX)
+        return MP_ELIMIT;
+    if ((rc = tx_begin(s, &outer)) < 0)
+        return rc;
+    if ((rc = offline_count(s, domain, node)) < 0)
+        goto out;
+    if (rc >= max) {
+        rc = MP_ELIMIT;
+        goto out;
+    }
+    if (bind_key(q, domain, node) < 0 ||
+        sqlite3_bind_blob(q, 3, stanza, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 4, stamp) != SQLITE_OK) {
+        rc = db_fail(s, "offline_push bind");
+        done(q);
+        goto out;
+    }
+    rc = step_done(s, q, "offline_push");
+out:
+    return tx_end(s, outer, rc);
+}
+
+/* The stanzas are read and deleted under one write lock, so the DELETE (every id up to the
+ * last one handed over) removes exactly what cb saw. A positive value from cb stops after that
+ * stanza, which counts as taken. Should the COMMIT fail after cb sent the stanzas, they stay
+ * queued and come again: a duplicate rather than a loss. */
+static int
+sq_offline_take(mp_store *st, const char *domain, const char *node, mp_store_offline_cb cb,
+                void *ud)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_OFFLINE_LIST];
+    sqlite3_int64 last = 0;
+    int rc, outer, n = 0, step;
+
+    if ((rc = tx_begin(s, &outer)) < 0)
+        return rc;
+    if (bind_key(q, domain, node) < 0) {
+        rc = db_fail(s, "offline_take bind");
+        done(q);
+        goto out;
+    }
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *p = sqlite3_column_blob(q, 1);
+        size_t len = (size_t)sqlite3_column_bytes(q, 1);
+        last = sqlite3_column_int64(q, 0);
+        int r = cb(p ? p : "", len, sqlite3_column_int64(q, 2), ud);
+        if (r < 0) {
+            done(q);
+            rc = r;
+            goto out;
+        }
+        n++;
+        if (r > 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = db_fail(s, "offline_take");
+        done(q);
+        goto out;
+    }
+    done(q);
+    if (n == 0)
+        goto out;
+    q = s->q[Q_OFFLINE_DELETE];
+    if (bind_key(q, domain, node) < 0 || sqlite3_bind_int64(q, 3, last) != SQLITE_OK) {
+        rc = db_fail(s, "offline_take bind");
+        done(q);
+        goto out;
+    }
+    if ((rc = step_done(s, q, "offline_take delete")) == 0)
+        rc = n;
+out:
+    return tx_end(s, outer, rc);
+}
+
+/* ---- per-user documents ---- */
+
+static int
+bind_blob_key(sqlite3_stmt *q, const char *domain, const char *node, const char *kind,
+              const char *key)
+{
+    if (bind_key(q, domain, node) < 0 ||
+        sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(q, 4, key ? key : "", -1, SQLITE_STATIC) != SQLITE_OK)
+        return MP_EIO;
+    return 0;
+}
+
+static int
+sq_blob_get(mp_store *st, const char *domain, const char *node, const char *kind, const char *key,
+            mp_buf *out)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_BLOB_GET];
+    int rc;
+
+    if (!kind)
+        return MP_EINVAL;
+    if (bind_blob_key(q, domain, node, kind, key) < 0) {
+        rc = db_fail(s, "blob_get bind");
+        goto out;
+    }
+    switch (sqlite3_step(q)) {
+    case SQLITE_ROW: {
+        const void *p = sqlite3_column_blob(q, 0);
+        int len = sqlite3_column_bytes(q, 0);
+        rc = p && len > 0 ? mp_buf_append(out, p, (size_t)len) : 0;
+        break;
+    }
+    case SQLITE_DONE:
+        rc = MP_ENOTFOUND;
+        break;
+    default:
+        rc = db_fail(s, "blob_get");
+    }
+out:
+    done(q);
+    return rc;
+}
+
+static int
+sq_blob_put(mp_store *st, const char *domain, const char *node, const char *kind, const char *key,
+            const char *data, size_t len)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[len ? Q_BLOB_PUT : Q_BLOB_DELETE];
+
+    if (!kind || (len && !data))
+        return MP_EINVAL;
+    if (len > INT_MAX)
+        return MP_ELIMIT;
+    if (bind_blob_key(q, domain, node, kind, key) < 0 ||
+        (len && sqlite3_bind_blob(q, 5, data, (int)len, SQLITE_STATIC) != SQLITE_OK)) {
+        int rc = db_fail(s, "blob_put bind");
+        done(q);
+        return rc;
+    }
+    return step_done(s, q, "blob_put");
 }
 
 static void
@@ -271,11 +855,8 @@ sq_close(mp_store *st)
 
     if (!s)
         return;
-    sqlite3_finalize(s->get);
-    sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->update);
-    sqlite3_finalize(s->del);
-    sqlite3_finalize(s->list);
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->q[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         mp_err("sqlite: close: %s", sqlite3_errmsg(s->db));
     free(s);
@@ -287,6 +868,15 @@ static const mp_store_ops sqlite_ops = {
     .user_put = sq_user_put,
     .user_delete = sq_user_delete,
     .user_list = sq_user_list,
+    .roster_list = sq_roster_list,
+    .roster_get = sq_roster_get,
+    .roster_put = sq_roster_put,
+    .roster_delete = sq_roster_delete,
+    .offline_push = sq_offline_push,
+    .offline_take = sq_offline_take,
+    .offline_count = sq_offline_count,
+    .blob_get = sq_blob_get,
+    .blob_put = sq_blob_put,
     .close = sq_close,
 };
 
@@ -350,23 +940,9 @@ mp_store_sqlite_open(const char *path, mp_store **out)
         goto fail;
     if ((rc = migrate(s)) < 0)
         goto fail;
-    if ((rc = prepare(s,
-                      "SELECT iterations, salt, sha1_stored, sha1_server, sha256_stored,"
-                      " sha256_server FROM users WHERE domain = ?1 AND node = ?2",
-                      &s->get)) < 0 ||
-        (rc = prepare(s,
-                      "INSERT INTO users (domain, node, iterations, salt, sha1_stored,"
-                      " sha1_server, sha256_stored, sha256_server, created)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                      &s->insert)) < 0 ||
-        (rc = prepare(s,
-                      "UPDATE users SET iterations = ?3, salt = ?4, sha1_stored = ?5,"
-                      " sha1_server = ?6, sha256_stored = ?7, sha256_server = ?8"
-                      " WHERE domain = ?1 AND node = ?2",
-                      &s->update)) < 0 ||
-        (rc = prepare(s, "DELETE FROM users WHERE domain = ?1 AND node = ?2", &s->del)) < 0 ||
-        (rc = prepare(s, "SELECT node FROM users WHERE domain = ?1 ORDER BY node", &s->list)) < 0)
-        goto fail;
+    for (int i = 0; i < Q_COUNT; i++)
+        if ((rc = prepare(s, query_sql[i], &s->q[i])) < 0)
+            goto fail;
     *out = &s->base;
     return 0;
 fail:
