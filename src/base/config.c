@@ -82,6 +82,10 @@ static const struct key c2s_keys[] = {
      "simultaneous sessions of one account"},
     {"max_output_buffer", K_SIZE, F(max_output_buffer), 4096, SIZE_MAX_CFG, NULL,
      "bytes queued to a slow reader before it is disconnected"},
+    {"ping_interval", K_INT, F(ping_interval), 0, 86400, NULL,
+     "seconds of silence after which the server pings a client (XEP-0199); 0 disables"},
+    {"ping_timeout", K_INT, F(ping_timeout), 1, 3600, NULL,
+     "seconds a pinged client has to answer before it is disconnected"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -297,6 +301,8 @@ mp_config_defaults(mp_config *cfg)
     cfg->conflict_policy = MP_CONFLICT_REPLACE;
     cfg->max_sessions_per_user = 10;
     cfg->offline_max_messages = 100;
+    cfg->ping_interval = 300;
+    cfg->ping_timeout = 60;
     cfg->max_output_buffer = 1024 * 1024;
     cfg->http_port = 5280;
     for (size_t i = 0; i < NMECHS; i++)

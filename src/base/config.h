@@ -42,6 +42,8 @@ typedef struct mp_config {
     int conflict_policy;           /* c2s.resource_conflict: replace|refuse, default replace */
     int max_sessions_per_user;     /* c2s.max_sessions_per_user: default 10 */
     size_t max_output_buffer;      /* c2s.max_output_buffer: bytes queued to a slow reader, default 1 MiB */
+    int ping_interval;             /* c2s.ping_interval: seconds of silence before a ping, default 300 */
+    int ping_timeout;              /* c2s.ping_timeout: seconds to answer it, default 60 */
 
     /* http: */
     int http_port; /* http.port: default 5280, used by the web transports */

@@ -137,6 +137,8 @@ on_hup(uv_signal_t *h, int signum)
     c->max_depth = fresh.max_depth;
     c->conflict_policy = fresh.conflict_policy;
     c->max_sessions_per_user = fresh.max_sessions_per_user;
+    c->ping_interval = fresh.ping_interval;
+    c->ping_timeout = fresh.ping_timeout;
     c->auth_failure_delay_ms = fresh.auth_failure_delay_ms;
     c->auth_max_failures = fresh.auth_max_failures;
     c->auth_failure_window = fresh.auth_failure_window;

@@ -36,7 +36,8 @@ enum conn_flags {
     CF_CLOSING = 1 << 5,
     CF_HANDLE_CLOSED = 1 << 6,
     CF_WRITING = 1 << 7,
-    CF_IDLE = 1 << 8, /* hibernated: parser and buffers released */
+    CF_IDLE = 1 << 8,   /* hibernated: parser and buffers released */
+    CF_PINGED = 1 << 9, /* a XEP-0199 ping is out, unanswered */
 };
 
 typedef struct mp_conn mp_conn;
@@ -57,6 +58,7 @@ struct mp_conn {
     char *stream_to; /* host of the first stream: may not change on restarts */
     uint64_t deadline_ms;
     uint64_t last_read_ms;
+    uint64_t ping_sent_ms;
     mp_conn *prev, *next; /* in the unauthenticated or closing list */
     conn_list *list;
     uint32_t flags;
@@ -80,6 +82,7 @@ struct mp_mux {
     mp_framer_limits pre_limits, post_limits, pending_pre, pending_post;
     _Atomic int limits_changed; /* set by the core thread on reload; read on every read */
     size_t max_output;
+    uint64_t ping_interval_ms, ping_timeout_ms, pending_ping_interval_ms, pending_ping_timeout_ms;
     uint64_t unauth_timeout_ms;
     mp_conn **slots;
     uint32_t *slot_gen;
@@ -494,7 +497,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_read_ms = uv_now(&c->mux->loop);
-    c->flags &= ~CF_IDLE;
+    c->flags &= ~(CF_IDLE | CF_PINGED); /* any bytes answer a ping */
     /* A reload is applied before the next byte is parsed, not whenever the wake-up runs. */
     if (atomic_load_explicit(&c->mux->limits_changed, memory_order_acquire))
         apply_limits(c->mux);
@@ -676,6 +679,8 @@ apply_limits(mp_mux *m)
     if (changed) {
         m->pre_limits = m->pending_pre;
         m->post_limits = m->pending_post;
+        m->ping_interval_ms = m->pending_ping_interval_ms;
+        m->ping_timeout_ms = m->pending_ping_timeout_ms;
         atomic_store(&m->limits_changed, 0);
     }
     pthread_mutex_unlock(&m->limits_lock);
@@ -702,6 +707,35 @@ on_wake(uv_async_t *a)
         ;
 }
 
+/* XEP-0199 from the server's side: a silent client is asked, and one that does not answer
+ * in time is gone (its TCP connection may be dead without the kernel knowing). */
+static void
+ping_check(mp_mux *m, mp_conn *c, uint64_t now)
+{
+    if (!m->ping_interval_ms || !c->fr.stamp_from || (c->flags & CF_CLOSING))
+        return;
+    if (c->flags & CF_PINGED) {
+        if (now - c->ping_sent_ms >= m->ping_timeout_ms)
+            stream_error(c, "connection-timeout", NULL);
+        return;
+    }
+    if (now - c->last_read_ms < m->ping_interval_ms)
+        return;
+    char id[13];
+    mp_random_token(id, 12);
+    mp_buf b = {0};
+    mp_buf_printf(&b, "<iq type='get' id='ping-%s' from='", id);
+    mp_xml_escape_attr(&b, c->stream_to, strlen(c->stream_to));
+    mp_buf_puts(&b, "' to='");
+    mp_xml_escape_attr(&b, c->fr.stamp_from, c->fr.stamp_from_len);
+    if (mp_buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>") == 0) {
+        conn_write(c, b.data, b.len);
+        c->flags |= CF_PINGED;
+        c->ping_sent_ms = now;
+    }
+    mp_buf_free(&b);
+}
+
 /* Most connections are idle most of the time: what they hold then is what a server of many
  * users pays for. */
 static void
@@ -710,7 +744,9 @@ hibernate_idle(mp_mux *m, uint64_t now)
     size_t n = 0;
     for (uint32_t i = 0; i < m->nslots; i++) {
         mp_conn *c = m->slots[i];
-        if (!c || (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED)) ||
+        if (c)
+            ping_check(m, c, now);
+        if (!c || (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED | CF_HANDLE_CLOSED)) ||
             now - c->last_read_ms < IDLE_MS)
             continue;
         if (!mp_framer_hibernate(&c->fr))
@@ -853,6 +889,8 @@ mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
     m->index = opts->index;
     m->max_output = cfg->max_output_buffer;
     m->unauth_timeout_ms = (uint64_t)cfg->unauthenticated_timeout * 1000;
+    m->ping_interval_ms = (uint64_t)cfg->ping_interval * 1000;
+    m->ping_timeout_ms = (uint64_t)cfg->ping_timeout * 1000;
     snprintf(m->default_host, sizeof m->default_host, "%s", cfg->hosts[0]);
     limits_from(cfg, &m->pre_limits, &m->post_limits);
     uv_async_init(&m->loop, &m->wake, on_wake);
@@ -906,6 +944,8 @@ mp_mux_reload(mp_mux *m, const mp_config *cfg)
 {
     pthread_mutex_lock(&m->limits_lock);
     limits_from(cfg, &m->pending_pre, &m->pending_post);
+    m->pending_ping_interval_ms = (uint64_t)cfg->ping_interval * 1000;
+    m->pending_ping_timeout_ms = (uint64_t)cfg->ping_timeout * 1000;
     atomic_store_explicit(&m->limits_changed, 1, memory_order_release);
     pthread_mutex_unlock(&m->limits_lock);
     uv_async_send(&m->wake);
