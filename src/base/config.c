@@ -137,6 +137,20 @@ static const struct key offline_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key vcard_keys[] = {
+    {"max_size", K_SIZE, F(vcard_max_size), 1024, SIZE_MAX_CFG, NULL,
+     "largest vCard an account may store (XEP-0054), bytes"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key version_keys[] = {
+    {"hide_version", K_BOOL, F(version_hide), 0, 0, NULL,
+     "true: software version queries get service-unavailable (read at start)"},
+    {"hide_os", K_BOOL, F(version_hide_os), 0, 0, NULL,
+     "true: software version answers leave out the operating system"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key top_keys[] = {
     {"hosts", K_HOSTS, F(hosts), 0, 0, NULL, "domains this server serves (at least one)"},
     {"data_dir", K_STR, F(data_dir), 0, 0, NULL,
@@ -150,6 +164,8 @@ static const struct key top_keys[] = {
     {"admin", K_SECTION, 0, 0, 0, admin_keys, "administration"},
     {"core", K_SECTION, 0, 0, 0, core_keys, "threads"},
     {"offline", K_SECTION, 0, 0, 0, offline_keys, "offline messages"},
+    {"vcard", K_SECTION, 0, 0, 0, vcard_keys, "vCards"},
+    {"version", K_SECTION, 0, 0, 0, version_keys, "software version (XEP-0092)"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
      "modules to load, checked by the module registry at start"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -183,7 +199,8 @@ static const struct {
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const conflict_names[] = {"replace", "refuse"};
-static const char *const default_modules[] = {"ping", "disco", "version"};
+static const char *const default_modules[] = {"ping", "disco", "version", "time",
+                                              "last", "vcard", "private"};
 
 #define FIELD(cfg, off, type) ((type *)(void *)((char *)(cfg) + (off)))
 
@@ -301,6 +318,7 @@ mp_config_defaults(mp_config *cfg)
     cfg->conflict_policy = MP_CONFLICT_REPLACE;
     cfg->max_sessions_per_user = 10;
     cfg->offline_max_messages = 100;
+    cfg->vcard_max_size = 64 * 1024;
     cfg->ping_interval = 300;
     cfg->ping_timeout = 60;
     cfg->max_output_buffer = 1024 * 1024;

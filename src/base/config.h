@@ -72,7 +72,15 @@ typedef struct mp_config {
     /* offline: */
     int offline_max_messages; /* offline.max_messages: default 100, 0 disables */
 
-    /* modules: list of module names to load, default ["ping", "disco", "version"] */
+    /* vcard: */
+    size_t vcard_max_size; /* vcard.max_size: bytes of one stored vCard, default 64 KiB */
+
+    /* version: (XEP-0092) */
+    int version_hide;    /* version.hide_version: no answer, no disco feature; default false */
+    int version_hide_os; /* version.hide_os: answer without <os/>; default false */
+
+    /* modules: list of module names to load, default ping, disco, version, time, last,
+     * vcard, private */
     char **modules;
     size_t nmodules;
 } mp_config;

@@ -7,6 +7,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "modules/last.h"
 #include "storage/store.h"
 #include "xml/escape.h"
 #include "xml/framer.h"
@@ -403,6 +404,9 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
 void
 mp_presence_session_end(mp_core *core, mp_cstream *s)
 {
+    /* XEP-0012: every session end counts, also after an explicit unavailable. */
+    if (!core->stopping)
+        mp_last_logout(core, core->cfg->hosts[s->host], s->node, NULL);
     if (!s->available || core->stopping) {
         directed_free(s);
         free(s->presence);

@@ -138,10 +138,14 @@ test_defaults(void **state)
     assert_string_equal(c.sqlite_path, "var/magpie.db");
     assert_string_equal(c.admin_socket, "var/magpied.sock");
     assert_int_equal(c.mux_threads, 1);
-    assert_int_equal(c.nmodules, 3);
-    assert_string_equal(c.modules[0], "ping");
-    assert_string_equal(c.modules[1], "disco");
-    assert_string_equal(c.modules[2], "version");
+    static const char *const want[] = {"ping", "disco", "version", "time",
+                                       "last", "vcard", "private"};
+    assert_int_equal(c.nmodules, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < c.nmodules; i++)
+        assert_string_equal(c.modules[i], want[i]);
+    assert_int_equal(c.offline_max_messages, 100);
+    assert_int_equal(c.ping_interval, 300);
+    assert_int_equal(c.ping_timeout, 60);
     mp_config_free(&c);
     assert_true(is_zeroed(&c));
 }
