@@ -289,9 +289,9 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
         return;
     }
     if (rlen == 0) {
+        /* server-chosen resource (RFC 6120 §7.6.2.1); mp_random_token ends the string */
         memcpy(res, "magpie-", 7);
         mp_random_token(res + 7, 12);
-        rlen = 19;
     }
     const char *host = cfg->hosts[s->host];
     char full[3 * MP_JID_PART_MAX + 3];
