@@ -49,6 +49,12 @@ int mp_iq_result(mp_iq *iq, const mp_xnode *payload);
  * "item-not-found", ... */
 int mp_iq_error(mp_iq *iq, const char *type, const char *condition);
 
+/* Nonzero when the IQ is for the requester's own account (no 'to', or 'to' is its bare JID). */
+int mp_iq_is_own(const mp_iq *iq);
+/* Split the account of a prepared JID "node@domain[/resource]" into copies in iq->arena.
+ * Returns 0, MP_EINVAL (no node) or MP_ENOMEM. */
+int mp_iq_account_of(mp_iq *iq, const char *jid, const char **node, const char **domain);
+
 /* Serve IQs of type (MP_IQ_GET/SET) addressed to targets (mask of mp_iq_target) whose payload
  * is <name xmlns='ns'/>. One handler per (type, target, ns, name). */
 int mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char *name,

@@ -12,26 +12,6 @@
 #define NS_PRIVATE "jabber:iq:private"
 #define KIND_PRIVATE "private"
 
-/* Node and domain of a prepared JID "node@domain[/resource]", copied into the arena. */
-static int
-account_of(mp_arena *a, const char *jid, const char **node, const char **domain)
-{
-    size_t bare = strcspn(jid, "/");
-    const char *at = memchr(jid, '@', bare);
-    if (!at || at == jid || at + 1 == jid + bare)
-        return MP_EINVAL;
-    *node = mp_arena_strndup(a, jid, (size_t)(at - jid));
-    *domain = mp_arena_strndup(a, at + 1, (size_t)(jid + bare - at - 1));
-    return *node && *domain ? 0 : MP_ENOMEM;
-}
-
-static int
-is_own(const mp_iq *iq)
-{
-    size_t bare = strcspn(iq->from, "/");
-    return iq->to[0] == '\0' || (strlen(iq->to) == bare && memcmp(iq->to, iq->from, bare) == 0);
-}
-
 /* XEP-0049 §3: the stanza namespaces and this protocol's own are not storage keys (a child
  * without xmlns inherits jabber:iq:private and lands here too). */
 static int
@@ -46,11 +26,11 @@ static int
 refuse(mp_iq *iq, const char **node, const char **domain)
 {
     /* XEP-0049 §2: another user's data is forbidden ("preferable" to service-unavailable). */
-    if (!is_own(iq)) {
+    if (!mp_iq_is_own(iq)) {
         mp_iq_error(iq, "auth", "forbidden");
         return 1;
     }
-    if (account_of(iq->arena, iq->from, node, domain) < 0) {
+    if (mp_iq_account_of(iq, iq->from, node, domain) < 0) {
         mp_iq_error(iq, "wait", "internal-server-error");
         return 1;
     }

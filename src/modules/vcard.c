@@ -14,33 +14,12 @@
 #define NS_VCARD "vcard-temp"
 #define KIND_VCARD "vcard"
 
-/* Node and domain of a prepared JID "node@domain[/resource]", copied into the arena. */
-static int
-account_of(mp_arena *a, const char *jid, const char **node, const char **domain)
-{
-    size_t bare = strcspn(jid, "/");
-    const char *at = memchr(jid, '@', bare);
-    if (!at || at == jid || at + 1 == jid + bare)
-        return MP_EINVAL;
-    *node = mp_arena_strndup(a, jid, (size_t)(at - jid));
-    *domain = mp_arena_strndup(a, at + 1, (size_t)(jid + bare - at - 1));
-    return *node && *domain ? 0 : MP_ENOMEM;
-}
-
-/* No 'to', or 'to' is the requester's own bare JID. */
-static int
-is_own(const mp_iq *iq)
-{
-    size_t bare = strcspn(iq->from, "/");
-    return iq->to[0] == '\0' || (strlen(iq->to) == bare && memcmp(iq->to, iq->from, bare) == 0);
-}
-
 static int
 vcard_get(mp_iq *iq, void *ud)
 {
-    int own = is_own(iq);
+    int own = mp_iq_is_own(iq);
     const char *node, *domain;
-    if (account_of(iq->arena, own ? iq->from : iq->to, &node, &domain) < 0)
+    if (mp_iq_account_of(iq, own ? iq->from : iq->to, &node, &domain) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_store *st = mp_core_store(iq->core);
     mp_buf doc = {0};
@@ -73,10 +52,10 @@ static int
 vcard_set(mp_iq *iq, void *ud)
 {
     /* XEP-0054 §3.2: only one's own vCard can be set. */
-    if (!is_own(iq))
+    if (!mp_iq_is_own(iq))
         return mp_iq_error(iq, "auth", "forbidden");
     const char *node, *domain;
-    if (account_of(iq->arena, iq->from, &node, &domain) < 0)
+    if (mp_iq_account_of(iq, iq->from, &node, &domain) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_buf doc = {0};
     if (mp_xnode_serialize(&doc, iq->payload, "jabber:client") < 0) {

@@ -164,6 +164,25 @@ mp_iq_error(mp_iq *iq, const char *type, const char *condition)
     return iq_send(iq, b);
 }
 
+int
+mp_iq_is_own(const mp_iq *iq)
+{
+    size_t bare = strcspn(iq->from, "/");
+    return iq->to[0] == '\0' || (strlen(iq->to) == bare && memcmp(iq->to, iq->from, bare) == 0);
+}
+
+int
+mp_iq_account_of(mp_iq *iq, const char *jid, const char **node, const char **domain)
+{
+    size_t bare = strcspn(jid, "/");
+    const char *at = memchr(jid, '@', bare);
+    if (!at || at == jid || at + 1 == jid + bare)
+        return MP_EINVAL;
+    *node = mp_arena_strndup(iq->arena, jid, (size_t)(at - jid));
+    *domain = mp_arena_strndup(iq->arena, at + 1, (size_t)(jid + bare - at - 1));
+    return *node && *domain ? 0 : MP_ENOMEM;
+}
+
 /* ---- dispatch ---- */
 
 int

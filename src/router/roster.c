@@ -163,20 +163,13 @@ list_item(const mp_roster_item *it, void *ud)
 }
 
 static int
-own_roster(mp_iq *iq, mp_cstream *s)
-{
-    return iq->to[0] == '\0' ||
-           (strlen(iq->to) == s->bare_len && memcmp(iq->to, s->full, s->bare_len) == 0);
-}
-
-static int
 roster_get(mp_iq *iq, void *ud)
 {
     mp_core *core = iq->core;
     mp_cstream *s = mp_core_stream(core, iq->conn);
     if (!s)
         return 0;
-    if (!own_roster(iq, s))
+    if (!mp_iq_is_own(iq))
         return mp_iq_error(iq, "auth", "forbidden");
     const char *domain = core->cfg->hosts[s->host];
     mp_store *st = core->store;
@@ -230,7 +223,7 @@ roster_set(mp_iq *iq, void *ud)
     mp_cstream *s = mp_core_stream(core, iq->conn);
     if (!s)
         return 0;
-    if (!own_roster(iq, s))
+    if (!mp_iq_is_own(iq))
         return mp_iq_error(iq, "auth", "forbidden");
     const mp_xnode *item = mp_xnode_child(iq->payload, NS_ROSTER, "item");
     if (!item)
