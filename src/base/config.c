@@ -151,6 +151,18 @@ static const struct key version_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key register_keys[] = {
+    {"enabled", K_BOOL, F(register_enabled), 0, 0, NULL,
+     "true: anyone may create an account in-band (XEP-0077)"},
+    {"max_per_ip", K_INT, F(register_max_per_ip), 1, 1000000, NULL,
+     "accounts one IP address may create within the window"},
+    {"window", K_INT, F(register_window), 1, 604800, NULL,
+     "seconds over which max_per_ip is counted"},
+    {"min_password_length", K_INT, F(register_min_password), 1, 1024, NULL,
+     "shortest password accepted in-band (registration and password change)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key top_keys[] = {
     {"hosts", K_HOSTS, F(hosts), 0, 0, NULL, "domains this server serves (at least one)"},
     {"data_dir", K_STR, F(data_dir), 0, 0, NULL,
@@ -166,6 +178,7 @@ static const struct key top_keys[] = {
     {"offline", K_SECTION, 0, 0, 0, offline_keys, "offline messages"},
     {"vcard", K_SECTION, 0, 0, 0, vcard_keys, "vCards"},
     {"version", K_SECTION, 0, 0, 0, version_keys, "software version (XEP-0092)"},
+    {"register", K_SECTION, 0, 0, 0, register_keys, "in-band registration (XEP-0077)"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
      "modules to load, checked by the module registry at start"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -330,6 +343,9 @@ mp_config_defaults(mp_config *cfg)
     cfg->auth_max_failures = 10;
     cfg->auth_failure_window = 300;
     cfg->mux_threads = 1;
+    cfg->register_max_per_ip = 3;
+    cfg->register_window = 3600;
+    cfg->register_min_password = 8;
     if (resolve_paths(cfg, 0) < 0)
         goto fail;
     return 0;

@@ -79,6 +79,12 @@ typedef struct mp_config {
     int version_hide;    /* version.hide_version: no answer, no disco feature; default false */
     int version_hide_os; /* version.hide_os: answer without <os/>; default false */
 
+    /* register: in-band registration (XEP-0077) */
+    int register_enabled;      /* register.enabled: new accounts over XMPP, default false */
+    int register_max_per_ip;   /* register.max_per_ip: accounts per IP per window, default 3 */
+    int register_window;       /* register.window: seconds, default 3600 */
+    int register_min_password; /* register.min_password_length: characters, default 8 */
+
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private */
     char **modules;

@@ -1,16 +1,16 @@
-/* The modules compiled into magpied; the configuration's `modules:` list switches them on. */
+/* The modules compiled into magpied; the configuration's `modules:` list switches them on
+ * (session, roster and register are always on: the stream features rely on them). */
 #include "magpie/module.h"
 
 #include <stddef.h>
 
 extern const mp_module_def mp_module_def_ping, mp_module_def_disco, mp_module_def_version,
-    mp_module_def_session, mp_module_def_roster;
-extern const mp_module_def mp_module_def_vcard, mp_module_def_private;
-extern const mp_module_def mp_module_def_time, mp_module_def_last;
+    mp_module_def_session, mp_module_def_roster, mp_module_def_register, mp_module_def_vcard,
+    mp_module_def_private, mp_module_def_time, mp_module_def_last;
 
 const mp_module_def *const mp_builtin_modules[] = {
-    &mp_module_def_ping, &mp_module_def_disco, &mp_module_def_version, &mp_module_def_session, &mp_module_def_roster,
-    &mp_module_def_vcard, &mp_module_def_private,
-    &mp_module_def_time, &mp_module_def_last,
-    NULL,
+    &mp_module_def_ping,    &mp_module_def_disco,    &mp_module_def_version,
+    &mp_module_def_session, &mp_module_def_roster,   &mp_module_def_register,
+    &mp_module_def_vcard,   &mp_module_def_private,  &mp_module_def_time,
+    &mp_module_def_last,    NULL,
 };

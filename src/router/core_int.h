@@ -172,4 +172,8 @@ void mp_throttle_success(mp_core *core, const char *account);
 int mp_throttle_init(mp_core *core);
 void mp_throttle_free(mp_core *core);
 
+/* register.c: in-band registration (XEP-0077) */
+/* An <iq/> carrying <query xmlns='jabber:iq:register'/> on a stream not yet authenticated. */
+void mp_register_preauth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *query);
+
 #endif

@@ -232,7 +232,7 @@ mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
 
 /* Modules the stream protocol itself relies on (the features advertise them), loaded
  * whatever the configuration lists. */
-static const char *const mandatory_modules[] = {"session", "roster", NULL};
+static const char *const mandatory_modules[] = {"session", "roster", "register", NULL};
 
 static int
 is_mandatory(const char *name)

@@ -109,6 +109,8 @@ write_item(mp_buf *b, const mp_roster_item *it, int removed)
     mp_buf_printf(b, " subscription='%s'", mp_sub_attr(it->state));
     if (it->state & MP_SUB_PENDING_OUT)
         mp_buf_puts(b, " ask='subscribe'");
+    if (it->state & MP_SUB_APPROVED)
+        mp_buf_puts(b, " approved='true'"); /* RFC 6121 §2.1.2.1, set only by §3.4 */
     if (!it->ngroups) {
         mp_buf_puts(b, "/>");
         return;
@@ -268,7 +270,9 @@ roster_set(mp_iq *iq, void *ud)
         mp_roster_push(core, s->full, s->bare_len, &it, ver, 1);
         return 0;
     }
-    /* §2.1.2.2: clients do not set subscription states; "none" is tolerated as a no-op. */
+    /* §2.1.2.2: clients do not set subscription states; "none" is tolerated as a no-op.
+     * §2.1.2.1: nor 'approved' (pre-approval is presence business, §3.4): it is ignored, and
+     * an approval on record stays with the item. */
     if ((sub && strcmp(sub, "none") != 0) || mp_xnode_attr(item, "ask")) {
         mp_item_copy_free(&cur);
         return mp_iq_error(iq, "modify", "bad-request");

@@ -73,13 +73,16 @@ mp_cstream_features(mp_core *core, mp_cstream *s)
                 mp_buf_puts(b, "</sasl-channel-binding>");
             }
         }
+        if (cfg->register_enabled && (s->tls || !cfg->tls_required))
+            mp_buf_puts(b, "<register xmlns='http://jabber.org/features/iq-register'/>");
         mp_buf_printf(b,
                       "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
                       "<idle-seconds>%d</idle-seconds></limits>",
                       cfg->preauth_max_stanza_size, cfg->unauthenticated_timeout);
     } else {
         mp_buf_puts(b, "<bind xmlns='" NS_BIND "'/>"
-                       "<session xmlns='" NS_SESSION "'><optional/></session>");
+                       "<session xmlns='" NS_SESSION "'><optional/></session>"
+                       "<sub xmlns='urn:xmpp:features:pre-approval'/>"); /* RFC 6121 §3.4 */
         mp_buf_printf(b,
                       "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
                       "</limits>",
@@ -398,12 +401,17 @@ mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
     }
     int sasl_ns = strcmp(el->ns, NS_SASL) == 0;
     switch (s->state) {
-    case CS_PREAUTH:
+    case CS_PREAUTH: {
+        const mp_xnode *reg =
+            f->el_kind == MP_EL_IQ ? mp_xnode_child(el, "jabber:iq:register", "query") : NULL;
         if (sasl_ns)
             sasl_element(core, s, el);
+        else if (reg)
+            mp_register_preauth(core, s, el, reg);
         else
             mp_core_close_stream(core, s, "not-authorized", NULL);
         return;
+    }
     case CS_AUTHED: {
         const mp_xnode *bind = f->el_kind == MP_EL_IQ ? mp_xnode_child(el, NS_BIND, "bind") : NULL;
         if (bind)

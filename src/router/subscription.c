@@ -1,7 +1,8 @@
 /* The presence subscription state machine of RFC 6121 Appendix A. The nine states of A.1 are
  * the bits TO/FROM plus PENDING_OUT/PENDING_IN; each table of A.2 and A.3 reduces to a test on
  * one or two bits, and the comments below name the table rows each branch covers. Pre-approval
- * (§3.4) is not supported: the rows the RFC marks "pre-approval" leave the state alone. */
+ * (§3.4) is one more bit, APPROVED, set by the rows the RFC marks "pre-approval" (A.2.3) and
+ * only on "None", "None + Pending Out" and "To"; the contact's next 'subscribe' uses it up. */
 #include <string.h>
 
 #include "router/subscription.h"
@@ -57,13 +58,18 @@ mp_sub_attr(int state)
 static int
 normalize(int state, int has_item)
 {
-    state &= MP_SUB_BOTH | MP_SUB_PENDING_OUT | MP_SUB_PENDING_IN;
+    state &= MP_SUB_MASK;
     if (!has_item)
         state &= MP_SUB_PENDING_IN;
     if (state & MP_SUB_TO)
         state &= ~MP_SUB_PENDING_OUT;
     if (state & MP_SUB_FROM)
         state &= ~MP_SUB_PENDING_IN;
+    /* §3.4.1: a pre-approval is only recorded while the contact has neither the subscription
+     * nor a pending request. Next to a pending request the stray bit is dropped rather than
+     * honoured: granting presence needs the user's unambiguous consent. */
+    if (state & (MP_SUB_FROM | MP_SUB_PENDING_IN))
+        state &= ~MP_SUB_APPROVED;
     return state;
 }
 
@@ -96,11 +102,16 @@ mp_sub_outbound(int state, int has_item, int type, mp_sub_effect *out)
         /* A.2.3 and §3.1.5: approval of a pending request: "None + Pending In" -> "From",
          * "None + Pending Out+In" -> "From + Pending Out", "To + Pending In" -> "Both". The
          * contact enters the roster now (A.1 state 3: not before the user approved). With no
-         * request pending the RFC says MUST NOT route; "None", "None + Pending Out" and "To"
-         * would record a pre-approval (§3.4), which we do not offer, so nothing changes. */
+         * request pending the RFC says MUST NOT route. "From", "From + Pending Out", "Both":
+         * nothing to approve, no state change. "None", "None + Pending Out", "To" (with or
+         * without an earlier pre-approval): §3.4.1 records a pre-approval, creating the item
+         * if the contact is not in the roster yet, and does not route. */
         if (s & MP_SUB_PENDING_IN) {
             ns = (s & ~MP_SUB_PENDING_IN) | MP_SUB_FROM;
             route = 1;
+            create = 1;
+        } else if (!(s & MP_SUB_FROM)) {
+            ns = s | MP_SUB_APPROVED;
             create = 1;
         }
         break;
@@ -108,11 +119,13 @@ mp_sub_outbound(int state, int has_item, int type, mp_sub_effect *out)
         /* A.2.4 and §3.2.2: denial of a pending request or cancellation of the contact's
          * subscription: "None + Pending In" and "From" -> "None", "None + Pending Out+In" and
          * "From + Pending Out" -> "None + Pending Out", "To + Pending In" and "Both" -> "To".
-         * "None", "None + Pending Out", "To": SHOULD NOT route, no state change (it would
-         * cancel a pre-approval, which we never record). */
+         * "None", "None + Pending Out", "To": SHOULD NOT route, no state change, except that
+         * a pre-approval is cancelled (note [1], §3.4.1). */
         if (s & (MP_SUB_FROM | MP_SUB_PENDING_IN)) {
             ns = s & ~(MP_SUB_FROM | MP_SUB_PENDING_IN);
             route = 1;
+        } else {
+            ns = s & ~MP_SUB_APPROVED;
         }
         break;
     default:
@@ -137,8 +150,14 @@ mp_sub_inbound(int state, int has_item, int type, mp_sub_inbound_effect *out)
          * and does not bother the user. A request already pending is not delivered again
          * now ("None + Pending In", "None + Pending Out+In", "To + Pending In": S.N.); it is
          * redelivered when the user next becomes available (§3.1.3 rule 4). "None",
-         * "None + Pending Out", "To" gain Pending In and the request is delivered. */
+         * "None + Pending Out", "To" gain Pending In and the request is delivered, unless the
+         * user pre-approved it (§3.4.1, §3.1.3 rule 2): then the server answers 'subscribed',
+         * the state becomes "From", "From + Pending Out", "Both" (as if the user had approved
+         * at once), the pre-approval is used up and the user is not asked. */
         if (s & MP_SUB_FROM) {
+            reply = MP_SUBSCRIBED;
+        } else if (s & MP_SUB_APPROVED) {
+            ns = (s & ~MP_SUB_APPROVED) | MP_SUB_FROM;
             reply = MP_SUBSCRIBED;
         } else if (!(s & MP_SUB_PENDING_IN)) {
             ns = s | MP_SUB_PENDING_IN;

@@ -25,8 +25,9 @@ def connect(server, user, resource, available=True):
 
 
 def roster_of(c, iq_id="rg"):
+    """The whole roster result (an empty one is <iq .../>; items end with '/>' too)."""
     c.send(f"<iq type='get' id='{iq_id}'><query xmlns='{ROSTER}'/></iq>")
-    return c.read_until(q(rf"<iq[^>]*id='{iq_id}'.*?(</iq>|/>)"))
+    return c.read_until(q(rf"<iq[^>]*id='{iq_id}'([^>]*/>|.*?</iq>)"))
 
 
 def test_roster_set_get_push_remove(server):
@@ -147,3 +148,90 @@ def test_offline_messages_survive_restart(make_server):
     bob = connect(server, "bob", "b", available=False)
     bob.send("<presence/>")
     assert "kept" in bob.read_until(r"kept</body>.*?</message>")
+
+
+def test_pre_approval(make_server):
+    """RFC 6121 §3.4: Alice approves Bob before he asks; his request is then granted by the
+    server without a word to Alice, and the approval survives a restart."""
+    server = make_server(users={"alice": None, "bob": None, "carol": None})
+    pre = RawClient(server.port)
+    assert "pre-approval" not in pre.open_stream()  # only offered once authenticated
+    pre.close()
+    alice = connect(server, "alice", "home")
+    assert re.search(q(r"<sub xmlns='urn:xmpp:features:pre-approval'\s*/>"), alice.features), \
+        alice.features
+    bob = connect(server, "bob", "work")
+    # alice pre-approves bob: the item appears with approved='true'; bob hears nothing
+    alice.send("<presence to='bob@localhost' type='subscribed'/>")
+    push = alice.read_until(q(r"<iq[^>]*type='set'.*?</iq>"))
+    assert re.search(q(r"jid='bob@localhost'[^>]*subscription='none'[^>]*approved='true'"),
+                     push), push
+    assert "subscribed" not in bob.nothing_for(1.0)
+    assert re.search(q(r"jid='bob@localhost'[^>]*approved='true'"), roster_of(alice))
+    # approving again changes nothing and still tells bob nothing
+    alice.send("<presence to='bob@localhost' type='subscribed'/>")
+    assert "subscribed" not in bob.nothing_for(0.5)
+    # bob asks: the server answers for alice at once and sends her presence
+    bob.send("<presence to='alice@localhost' type='subscribe'/>")
+    got = bob.read_until(q(r"<presence[^>]*from='alice@localhost/home'[^>]*>"))
+    assert re.search(q(r"<presence[^>]*from='alice@localhost'[^>]*type='subscribed'|"
+                       r"<presence[^>]*type='subscribed'[^>]*from='alice@localhost'"), got), got
+    push = alice.read_until(q(r"<iq[^>]*type='set'.*?</iq>"))
+    assert re.search(q(r"jid='bob@localhost'[^>]*subscription='from'"), push), push
+    assert "approved" not in push, push  # used up
+    assert "type='subscribe'" not in alice.nothing_for(1.0).replace('"', "'")
+    assert re.search(q(r"jid='alice@localhost'[^>]*subscription='to'"), roster_of(bob, "rb"))
+    r = roster_of(alice, "ra")
+    assert re.search(q(r"jid='bob@localhost'[^>]*subscription='from'"), r) and "approved" not in r
+    alice.send("<presence><status>pre</status></presence>")
+    assert "from" in bob.read_until(r"<status>pre</status></presence>")
+    # a pre-approval of someone not in the roster is kept across a restart (storage)
+    alice.send("<presence to='carol@localhost' type='subscribed'/>")
+    alice.read_until(q(r"jid='carol@localhost'[^>]*approved='true'.*?</iq>"))
+    alice.close()
+    bob.close()
+    assert server.stop() == 0
+    server.start()
+    alice = connect(server, "alice", "again")
+    assert re.search(q(r"jid='carol@localhost'[^>]*approved='true'"), roster_of(alice))
+    carol = connect(server, "carol", "c")
+    carol.send("<presence to='alice@localhost' type='subscribe'/>")
+    carol.read_until(q(r"<presence[^>]*from='alice@localhost'[^>]*type='subscribed'|"
+                       r"<presence[^>]*type='subscribed'[^>]*from='alice@localhost'"))
+    assert re.search(q(r"jid='carol@localhost'[^>]*subscription='from'"), roster_of(alice, "r2"))
+
+
+def test_pre_approval_cancelled(server):
+    """An 'unsubscribed' or a removal takes a pre-approval back, and clients cannot set
+    approved='true' through the roster (RFC 6121 §2.1.2.1, §3.4)."""
+    alice = connect(server, "alice", "home")
+    bob = connect(server, "bob", "work")
+    alice.send("<presence to='bob@localhost' type='subscribed'/>")
+    alice.read_until(q(r"approved='true'.*?</iq>"))
+    alice.send("<presence to='bob@localhost' type='unsubscribed'/>")
+    push = alice.read_until(q(r"<iq[^>]*type='set'.*?</iq>"))
+    assert re.search(q(r"jid='bob@localhost'[^>]*subscription='none'"), push), push
+    assert "approved" not in push, push
+    assert "subscribed" not in bob.nothing_for(1.0)  # neither stanza reached bob
+    # bob's request now waits for alice, as any other
+    bob.send("<presence to='alice@localhost' type='subscribe'/>")
+    req = alice.read_until(q(r"<presence[^>]*type='subscribe'[^>]*/>"))
+    assert re.search(q(r"from='bob@localhost'"), req), req
+    assert "type='subscribed'" not in bob.nothing_for(1.0).replace('"', "'")
+    # removing the contact drops the pre-approval with the item
+    alice.send("<presence to='carol@localhost' type='subscribed'/>")
+    alice.read_until(q(r"jid='carol@localhost'[^>]*approved='true'.*?</iq>"))
+    alice.send(f"<iq type='set' id='rm'><query xmlns='{ROSTER}'><item jid='carol@localhost' "
+               f"subscription='remove'/></query></iq>")
+    alice.read_until(q(r"<iq[^>]*id='rm'"))
+    carol = connect(server, "carol", "c")
+    carol.send("<presence to='alice@localhost' type='subscribe'/>")
+    req = alice.read_until(q(r"<presence[^>]*from='carol@localhost'[^>]*type='subscribe'[^>]*/>|"
+                             r"<presence[^>]*type='subscribe'[^>]*from='carol@localhost'[^>]*/>"))
+    assert "type='subscribed'" not in carol.nothing_for(1.0).replace('"', "'")
+    # a client's approved='true' in a roster set is ignored
+    alice.send(f"<iq type='set' id='ap'><query xmlns='{ROSTER}'><item jid='dave@localhost' "
+               f"approved='true'/></query></iq>")
+    alice.read_until(q(r"<iq[^>]*id='ap'"))
+    r = roster_of(alice, "rd")
+    assert re.search(q(r"jid='dave@localhost'"), r) and "approved" not in r, r

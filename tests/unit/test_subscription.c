@@ -1,7 +1,7 @@
 /* Presence subscription states: RFC 6121 Appendix A tables 2-9 written out row by row (with
- * the §3 rules on creating items and auto-replies), type names, the roster's subscription
- * attribute, malformed states, and a two-roster check that a local exchange keeps the user's
- * and the contact's rosters mirror images of each other. */
+ * the §3 rules on creating items and auto-replies, and pre-approval, §3.4), type names, the
+ * roster's subscription attribute, malformed states, and a two-roster check that a local exchange
+ * keeps the user's and the contact's rosters mirror images of each other. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,8 +23,13 @@
 #define FROM MP_SUB_FROM                               /* "From" */
 #define FROM_PO (MP_SUB_FROM | MP_SUB_PENDING_OUT)     /* "From + Pending Out" */
 #define BOTH MP_SUB_BOTH                               /* "Both" */
+/* §3.4: the three states in which a pre-approval can be on record. */
+#define NONE_A (MP_SUB_NONE | MP_SUB_APPROVED)        /* "None" + pre-approved */
+#define N_PO_A (MP_SUB_PENDING_OUT | MP_SUB_APPROVED) /* "None + Pending Out" + pre-approved */
+#define TO_A (MP_SUB_TO | MP_SUB_APPROVED)            /* "To" + pre-approved */
 
-static const int all_states[] = {NONE, N_PO, N_PI, N_POI, TO, TO_PI, FROM, FROM_PO, BOTH};
+static const int all_states[] = {NONE, N_PO,    N_PI, N_POI,  TO,     TO_PI,
+                                 FROM, FROM_PO, BOTH, NONE_A, N_PO_A, TO_A};
 #define NSTATES (sizeof all_states / sizeof all_states[0])
 
 struct row {
@@ -56,13 +61,13 @@ static const struct row outbound[] = {
     {FROM, MP_UNSUBSCRIBE, FROM, 0, 1, 0, -1},    /* A.2.2 From: MUST, no change */
     {FROM_PO, MP_UNSUBSCRIBE, FROM, 1, 1, 0, -1}, /* A.2.2 From+PO: MUST -> From */
     {BOTH, MP_UNSUBSCRIBE, FROM, 1, 1, 0, -1},    /* A.2.2 Both: MUST -> From */
-    /* A.2.3, Table 4: outbound "subscribed" (§3.1.5). Pre-approval rows: no pre-approval
-     * support (§3.4 is optional), so no state change, and M.N. route. */
-    {NONE, MP_SUBSCRIBED, NONE, 0, 0, 0, -1},       /* A.2.3 None: M.N., pre-approval */
-    {N_PO, MP_SUBSCRIBED, N_PO, 0, 0, 0, -1},       /* A.2.3 None+PO: M.N., pre-approval */
+    /* A.2.3, Table 4: outbound "subscribed" (§3.1.5). Pre-approval rows (§3.4.1): M.N. route,
+     * the approval is recorded, on a new item if the contact is not in the roster. */
+    {NONE, MP_SUBSCRIBED, NONE_A, 1, 0, 1, -1},     /* A.2.3 None: M.N., pre-approval */
+    {N_PO, MP_SUBSCRIBED, N_PO_A, 1, 0, 1, -1},     /* A.2.3 None+PO: M.N., pre-approval */
     {N_PI, MP_SUBSCRIBED, FROM, 1, 1, 1, -1},       /* A.2.3 None+PI: MUST -> From */
     {N_POI, MP_SUBSCRIBED, FROM_PO, 1, 1, 1, -1},   /* A.2.3 None+PO+PI: MUST -> From+PO */
-    {TO, MP_SUBSCRIBED, TO, 0, 0, 0, -1},           /* A.2.3 To: M.N., pre-approval */
+    {TO, MP_SUBSCRIBED, TO_A, 1, 0, 1, -1},         /* A.2.3 To: M.N., pre-approval */
     {TO_PI, MP_SUBSCRIBED, BOTH, 1, 1, 1, -1},      /* A.2.3 To+PI: MUST -> Both */
     {FROM, MP_SUBSCRIBED, FROM, 0, 0, 0, -1},       /* A.2.3 From: M.N., no change */
     {FROM_PO, MP_SUBSCRIBED, FROM_PO, 0, 0, 0, -1}, /* A.2.3 From+PO: M.N., no change */
@@ -77,6 +82,23 @@ static const struct row outbound[] = {
     {FROM, MP_UNSUBSCRIBED, NONE, 1, 1, 0, -1},    /* A.2.4 From: MUST -> None */
     {FROM_PO, MP_UNSUBSCRIBED, N_PO, 1, 1, 0, -1}, /* A.2.4 From+PO: MUST -> None+PO */
     {BOTH, MP_UNSUBSCRIBED, TO, 1, 1, 0, -1},      /* A.2.4 Both: MUST -> To */
+    /* §3.4 with a pre-approval on record. The A.2.1 and A.2.2 rows of the same state without
+     * it apply, and the approval stays: it is about the contact's subscription, they about
+     * the user's. */
+    {NONE_A, MP_SUBSCRIBE, N_PO_A, 1, 1, 1, -1},   /* A.2.1 None: MUST [1] -> None+PO */
+    {N_PO_A, MP_SUBSCRIBE, N_PO_A, 0, 1, 1, -1},   /* A.2.1 None+PO: MUST, no change */
+    {TO_A, MP_SUBSCRIBE, TO_A, 0, 1, 1, -1},       /* A.2.1 To: MUST, no change */
+    {NONE_A, MP_UNSUBSCRIBE, NONE_A, 0, 1, 0, -1}, /* A.2.2 None: MUST, no change */
+    {N_PO_A, MP_UNSUBSCRIBE, NONE_A, 1, 1, 0, -1}, /* A.2.2 None+PO: MUST -> None */
+    {TO_A, MP_UNSUBSCRIBE, NONE_A, 1, 1, 0, -1},   /* A.2.2 To: MUST -> None */
+    /* §3.4.1: pre-approving again changes nothing and is still not routed. */
+    {NONE_A, MP_SUBSCRIBED, NONE_A, 0, 0, 1, -1}, /* A.2.3 None: M.N., already pre-approved */
+    {N_PO_A, MP_SUBSCRIBED, N_PO_A, 0, 0, 1, -1}, /* A.2.3 None+PO: M.N., already */
+    {TO_A, MP_SUBSCRIBED, TO_A, 0, 0, 1, -1},     /* A.2.3 To: M.N., already */
+    /* A.2.4 note [1], §3.4.1: 'unsubscribed' cancels the pre-approval, S.N. route. */
+    {NONE_A, MP_UNSUBSCRIBED, NONE, 1, 0, 0, -1}, /* A.2.4 None: S.N., cancel [1] */
+    {N_PO_A, MP_UNSUBSCRIBED, N_PO, 1, 0, 0, -1}, /* A.2.4 None+PO: S.N., cancel [1] */
+    {TO_A, MP_UNSUBSCRIBED, TO, 1, 0, 0, -1},     /* A.2.4 To: S.N., cancel [1] */
 };
 
 /* Inbound: the contact's stanza arrives for the user. route: 1 for the RFC's MUST (deliver),
@@ -122,6 +144,22 @@ static const struct row inbound[] = {
     {FROM, MP_UNSUBSCRIBED, FROM, 0, 0, 0, -1},    /* A.3.4 From: S.N. */
     {FROM_PO, MP_UNSUBSCRIBED, FROM, 1, 1, 0, -1}, /* A.3.4 From+PO: MUST -> From */
     {BOTH, MP_UNSUBSCRIBED, FROM, 1, 1, 0, -1},    /* A.3.4 Both: MUST -> From */
+    /* §3.4.1 and §3.1.3 rule 2: a pre-approved request is answered 'subscribed' by the server,
+     * not delivered to the user; the approval is used up. */
+    {NONE_A, MP_SUBSCRIBE, FROM, 1, 0, 0, MP_SUBSCRIBED},    /* A.3.1 None: pre-approved */
+    {N_PO_A, MP_SUBSCRIBE, FROM_PO, 1, 0, 0, MP_SUBSCRIBED}, /* A.3.1 None+PO: pre-approved */
+    {TO_A, MP_SUBSCRIBE, BOTH, 1, 0, 0, MP_SUBSCRIBED},      /* A.3.1 To: pre-approved */
+    /* The other inbound types follow the rows of the state without the approval, which
+     * stays on record. */
+    {NONE_A, MP_UNSUBSCRIBE, NONE_A, 0, 0, 0, -1},  /* A.3.2 None: S.N. */
+    {N_PO_A, MP_UNSUBSCRIBE, N_PO_A, 0, 0, 0, -1},  /* A.3.2 None+PO: S.N. */
+    {TO_A, MP_UNSUBSCRIBE, TO_A, 0, 0, 0, -1},      /* A.3.2 To: S.N. */
+    {NONE_A, MP_SUBSCRIBED, NONE_A, 0, 0, 0, -1},   /* A.3.3 None: S.N. */
+    {N_PO_A, MP_SUBSCRIBED, TO_A, 1, 1, 0, -1},     /* A.3.3 None+PO: MUST -> To */
+    {TO_A, MP_SUBSCRIBED, TO_A, 0, 0, 0, -1},       /* A.3.3 To: S.N. */
+    {NONE_A, MP_UNSUBSCRIBED, NONE_A, 0, 0, 0, -1}, /* A.3.4 None: S.N. */
+    {N_PO_A, MP_UNSUBSCRIBED, NONE_A, 1, 1, 0, -1}, /* A.3.4 None+PO: MUST -> None */
+    {TO_A, MP_UNSUBSCRIBED, NONE_A, 1, 1, 0, -1},   /* A.3.4 To: MUST -> None */
 };
 
 #define NROWS(t) (sizeof(t) / sizeof((t)[0]))
@@ -257,6 +295,25 @@ test_malformed_state(void **st)
     assert_int_equal(ie.e.changed, 1);
     assert_int_equal(ie.e.route, 0);
     assert_int_equal(ie.auto_reply, MP_SUBSCRIBED);
+
+    /* A pre-approval next to the subscription or a pending request is dropped (§3.4.1 records
+     * one only without them): approving the request is still the user's call. */
+    mp_sub_outbound(FROM | MP_SUB_APPROVED, 1, MP_SUBSCRIBED, &e);
+    assert_int_equal(e.state, FROM);
+    assert_int_equal(e.changed, 1);
+    assert_int_equal(e.route, 0);
+    mp_sub_inbound(N_PI | MP_SUB_APPROVED, 1, MP_SUBSCRIBE, &ie);
+    assert_int_equal(ie.e.state, N_PI);
+    assert_int_equal(ie.e.changed, 1);
+    assert_int_equal(ie.auto_reply, -1);
+    /* The approval lives on a roster item: without one it does not count. */
+    mp_sub_inbound(NONE_A, 0, MP_SUBSCRIBE, &ie);
+    assert_int_equal(ie.e.state, N_PI);
+    assert_int_equal(ie.e.route, 1);
+    assert_int_equal(ie.auto_reply, -1);
+    /* Stored with the storage-only HIDDEN bit, it is dropped too (callers mask it off). */
+    mp_sub_outbound(NONE_A | MP_SUB_HIDDEN, 1, MP_UNSUBSCRIBED, &e);
+    assert_int_equal(e.state, NONE);
 }
 
 /* An unknown type changes nothing and routes nothing. */
@@ -300,29 +357,48 @@ mirror(int s)
     return m;
 }
 
+/* A pre-approval is recorded only where §3.4.1 allows it. */
+static void
+check_approved(int s)
+{
+    if (s & MP_SUB_APPROVED)
+        assert_int_equal(s & (MP_SUB_FROM | MP_SUB_PENDING_IN), 0);
+}
+
 /* Both parties on one server, rosters in step: the user's outbound processing, then (if
  * routed) the contact's inbound processing, then any auto-reply processed inbound at the
- * user. Afterwards the two rosters must still mirror each other: the A.2 and A.3 tables are
- * each other's mirror image. Sequences of two stanzas walk every reachable pair. */
+ * user. Afterwards the two rosters must still mirror each other (a pre-approval is the
+ * user's alone and has no mirror): the A.2 and A.3 tables are each other's mirror image.
+ * Sequences of two stanzas walk every reachable pair. */
 static void
 exchange(int *user, int *contact, int type)
 {
     mp_sub_effect e;
     mp_sub_outbound(*user, 1, type, &e);
     if (!e.route) {
-        assert_int_equal(e.changed, 0); /* nothing sent, nothing to fall out of step */
+        /* Nothing sent, nothing to fall out of step: only a pre-approval may come or go. */
+        assert_int_equal(e.state & ~MP_SUB_APPROVED, *user & ~MP_SUB_APPROVED);
+        assert_int_equal(e.changed, e.state != *user);
+        *user = e.state;
+        check_approved(*user);
         return;
     }
     *user = e.state;
+    int approved = *contact & MP_SUB_APPROVED;
     mp_sub_inbound_effect ie;
     mp_sub_inbound(*contact, 1, type, &ie);
     *contact = ie.e.state;
     if (ie.auto_reply >= 0) {
         mp_sub_inbound_effect back;
         mp_sub_inbound(*user, 1, ie.auto_reply, &back);
-        assert_int_equal(back.e.changed, 0);
+        /* An auto-reply to a subscriber confirms what the user has; one on a pre-approval is
+         * the answer the user's pending request was waiting for. */
+        assert_int_equal(back.e.changed, approved && type == MP_SUBSCRIBE);
         assert_int_equal(back.auto_reply, -1);
+        *user = back.e.state;
     }
+    check_approved(*user);
+    check_approved(*contact);
 }
 
 static void
@@ -330,18 +406,25 @@ test_two_rosters_in_step(void **st)
 {
     (void)st;
     for (size_t i = 0; i < NSTATES; i++)
-        for (int t1 = 0; t1 < 4; t1++)
-            for (int t2 = 0; t2 < 4; t2++)
-                for (int second_by_contact = 0; second_by_contact < 2; second_by_contact++) {
-                    int user = all_states[i], contact = mirror(user);
-                    exchange(&user, &contact, t1);
-                    assert_int_equal(contact, mirror(user));
-                    if (second_by_contact)
-                        exchange(&contact, &user, t2);
-                    else
-                        exchange(&user, &contact, t2);
-                    assert_int_equal(contact, mirror(user));
-                }
+        for (int ca = 0; ca < 2; ca++)
+            for (int t1 = 0; t1 < 4; t1++)
+                for (int t2 = 0; t2 < 4; t2++)
+                    for (int second_by_contact = 0; second_by_contact < 2; second_by_contact++) {
+                        int user = all_states[i], contact = mirror(user);
+                        if (ca) {
+                            /* the contact may hold a pre-approval of its own */
+                            if (contact & (MP_SUB_FROM | MP_SUB_PENDING_IN))
+                                continue;
+                            contact |= MP_SUB_APPROVED;
+                        }
+                        exchange(&user, &contact, t1);
+                        assert_int_equal(contact & ~MP_SUB_APPROVED, mirror(user));
+                        if (second_by_contact)
+                            exchange(&contact, &user, t2);
+                        else
+                            exchange(&user, &contact, t2);
+                        assert_int_equal(contact & ~MP_SUB_APPROVED, mirror(user));
+                    }
 }
 
 /* §3.1: the whole handshake from "None" to "Both" on both sides. */
@@ -369,6 +452,48 @@ test_handshake(void **st)
     exchange(&romeo, &juliet, MP_UNSUBSCRIBED);
     assert_int_equal(romeo, NONE);
     assert_int_equal(juliet, NONE);
+}
+
+/* §3.4: Romeo pre-approves Juliet; her later request is granted without asking him. A
+ * cancelled pre-approval leaves the request to Romeo again. */
+static void
+test_pre_approval(void **st)
+{
+    (void)st;
+    int romeo = NONE, juliet = NONE;
+    exchange(&romeo, &juliet, MP_SUBSCRIBED);
+    assert_int_equal(romeo, NONE_A);
+    assert_int_equal(juliet, NONE);
+    mp_sub_inbound_effect ie;
+    mp_sub_inbound(romeo, 1, MP_SUBSCRIBE, &ie);
+    assert_int_equal(ie.e.route, 0); /* §3.4.1: Romeo is not bothered */
+    assert_int_equal(ie.auto_reply, MP_SUBSCRIBED);
+    exchange(&juliet, &romeo, MP_SUBSCRIBE);
+    assert_int_equal(romeo, FROM);
+    assert_int_equal(juliet, TO);
+    /* Romeo pre-approves again while asking for hers, then takes it back. */
+    exchange(&romeo, &juliet, MP_UNSUBSCRIBED);
+    assert_int_equal(romeo, NONE);
+    assert_int_equal(juliet, NONE);
+    exchange(&romeo, &juliet, MP_SUBSCRIBE);
+    exchange(&romeo, &juliet, MP_SUBSCRIBED);
+    assert_int_equal(romeo, N_PO_A);
+    assert_int_equal(juliet, N_PI);
+    exchange(&romeo, &juliet, MP_UNSUBSCRIBED);
+    assert_int_equal(romeo, N_PO);
+    mp_sub_inbound(romeo, 1, MP_SUBSCRIBE, &ie);
+    assert_int_equal(ie.e.route, 1);
+    assert_int_equal(ie.auto_reply, -1);
+    assert_int_equal(ie.e.state, N_POI);
+    /* Juliet's answer keeps a pre-approval in place; the request then uses it up. */
+    romeo = N_PO_A;
+    juliet = N_PI;
+    exchange(&juliet, &romeo, MP_SUBSCRIBED);
+    assert_int_equal(romeo, TO_A);
+    assert_int_equal(juliet, FROM);
+    exchange(&juliet, &romeo, MP_SUBSCRIBE);
+    assert_int_equal(romeo, BOTH);
+    assert_int_equal(juliet, BOTH);
 }
 
 static void
@@ -427,8 +552,9 @@ test_attr(void **st)
         int state;
         const char *attr;
     } cases[] = {
-        {NONE, "none"}, {N_PO, "none"}, {N_PI, "none"},    {N_POI, "none"}, {TO, "to"},
-        {TO_PI, "to"},  {FROM, "from"}, {FROM_PO, "from"}, {BOTH, "both"},
+        {NONE, "none"}, {N_PO, "none"},   {N_PI, "none"},   {N_POI, "none"},
+        {TO, "to"},     {TO_PI, "to"},    {FROM, "from"},   {FROM_PO, "from"},
+        {BOTH, "both"}, {NONE_A, "none"}, {N_PO_A, "none"}, {TO_A, "to"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_string_equal(mp_sub_attr(cases[i].state), cases[i].attr);
@@ -442,7 +568,7 @@ main(void)
         cmocka_unit_test(test_no_item),        cmocka_unit_test(test_malformed_state),
         cmocka_unit_test(test_bad_type),       cmocka_unit_test(test_two_rosters_in_step),
         cmocka_unit_test(test_handshake),      cmocka_unit_test(test_type_parse_and_name),
-        cmocka_unit_test(test_attr),
+        cmocka_unit_test(test_attr),           cmocka_unit_test(test_pre_approval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
