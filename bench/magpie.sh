@@ -16,10 +16,11 @@
 #     shaping exists in Magpie.  max_sessions_per_user keeps its default.
 #   - log level warn, to $BENCH_DIR/magpied.log; sqlite storage and admin socket in $BENCH_DIR/var.
 #
-# Provisioning creates the accounts only (SCRAM keys, 4096 iterations, random salt each) through
-# bench/mkusers.c, which calls the same mp_account_create() as `magpiectl user add` but in one
-# process.  Rosters do not exist in Magpie yet (issue 3): BENCH_CONTACTS / BENCH_RING_USERS are
-# ignored and the presence scenario cannot be run against this server.
+# Provisioning creates the accounts (SCRAM keys, 4096 iterations, random salt each) and the ring
+# rosters of the contract (user i of 1..$BENCH_RING_USERS has users i+-1..i+-K/2 mod R, K =
+# $BENCH_CONTACTS, subscription both) through bench/mkusers.c: the same mp_account_create() as
+# `magpiectl user add` and the store's roster_put(), in one process.  mkusers is built against the
+# libmagpie.a next to $MAGPIED (so MAGPIE_BIN=/tmp/relbuild/magpied uses /tmp/relbuild).
 . "${BENCH_HOME:?BENCH_HOME must point at the shared bench directory}/servers/lib.sh"
 NAME=magpie
 : "${BENCH_DIR:=/tmp/bench-$NAME}"
@@ -67,10 +68,12 @@ provision)
     [ -x "$MAGPIED" ] || { log "magpie: $MAGPIED missing: run 'make build' in $REPO"; exit 1; }
     rm -rf "$BENCH_DIR"
     write_config || exit 1
-    make -s -C "$HERE" OUT="$BENCH_DIR" "$BENCH_DIR/mkusers" || exit 1
+    make -s -C "$HERE" BUILD="$(dirname "$MAGPIED")" OUT="$BENCH_DIR" "$BENCH_DIR/mkusers" || exit 1
     t0=$(date +%s)
-    "$BENCH_DIR/mkusers" "$CFG" "$BENCH_PREFIX" 1 "$BENCH_USERS" "$BENCH_PASSWORD" || exit 1
-    log "magpie: $BENCH_USERS users created in $(($(date +%s) - t0)) s (no rosters: issue 3)"
+    "$BENCH_DIR/mkusers" "$CFG" "$BENCH_PREFIX" 1 "$BENCH_USERS" "$BENCH_PASSWORD" \
+        "$BENCH_CONTACTS" "$BENCH_RING_USERS" || exit 1
+    log "magpie: $BENCH_USERS users, ring rosters K=$BENCH_CONTACTS over 1..$BENCH_RING_USERS," \
+        "created in $(($(date +%s) - t0)) s"
     # One start so that the self-signed certificate is generated now and kept in the snapshot,
     # instead of at every measured start.
     launch || exit 1
