@@ -231,10 +231,41 @@ test_saslname_decode(void **state)
     assert_string_equal(out, "abc,");
 }
 
+/* Passwords longer than the hash block take HMAC's hashed-key path; short and odd lengths
+ * too. Checked against OpenSSL's own PBKDF2. */
+static void
+test_pbkdf2_matches_openssl(void **state)
+{
+    static const unsigned char salt[] = "0123456789abcdef";
+    static const size_t lens[] = {1, 63, 64, 65, 100, 200};
+    char pw[201];
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        for (size_t i = 0; i < lens[k]; i++)
+            pw[i] = (char)('a' + (i * 7 + k) % 26);
+        pw[lens[k]] = '\0';
+        mp_user_cred c;
+        assert_int_equal(mp_scram_derive(pw, salt, 16, 4096, &c), 0);
+        const EVP_MD *mds[2] = {EVP_sha1(), EVP_sha256()};
+        const unsigned char *want[2] = {c.sha1_stored_key, c.sha256_stored_key};
+        for (int h = 0; h < 2; h++) {
+            unsigned char sp[32], ck[32], sk[32];
+            unsigned int n = 0;
+            int len = EVP_MD_get_size(mds[h]);
+            assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)lens[k], salt, 16, 4096, mds[h], len, sp),
+                             1);
+            assert_non_null(HMAC(mds[h], sp, len, (const unsigned char *)"Client Key", 10, ck, &n));
+            assert_int_equal(EVP_Digest(ck, (size_t)len, sk, NULL, mds[h], NULL), 1);
+            assert_memory_equal(sk, want[h], (size_t)len);
+        }
+        assert_int_equal(mp_scram_check_password(pw, &c), 1);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pbkdf2_matches_openssl),
         cmocka_unit_test(test_rfc5802_sha1),   cmocka_unit_test(test_rfc7677_sha256),
         cmocka_unit_test(test_make_and_check), cmocka_unit_test(test_saslprep),
         cmocka_unit_test(test_ct_memcmp),      cmocka_unit_test(test_saslname_decode),
