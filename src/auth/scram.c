@@ -27,54 +27,54 @@ mp_ct_memcmp(const void *a, const void *b, size_t n)
  * hashed once; each iteration then costs two hash compressions and two struct copies.
  * OpenSSL's generic PBKDF2 allocates and copies EVP contexts per iteration, which made a
  * PLAIN login about twice as expensive. */
-#define DEFINE_PBKDF2(NAME, CTX, INIT, UPDATE, FINAL, LEN, BLOCK)                                   \
-    static void NAME(const unsigned char *pw, size_t pwlen, const unsigned char *salt,           \
-                     size_t salt_len, unsigned iterations, unsigned char *out)                   \
-    {                                                                                            \
-        unsigned char key[BLOCK], pad[BLOCK], u[LEN], t[LEN];                                   \
-        CTX ictx, octx, c;                                                                       \
-        memset(key, 0, sizeof key);                                                              \
-        if (pwlen > BLOCK) {                                                                     \
-            INIT(&c);                                                                            \
-            UPDATE(&c, pw, pwlen);                                                               \
-            FINAL(key, &c);                                                                      \
-        } else if (pwlen) {                                                                      \
-            memcpy(key, pw, pwlen);                                                              \
-        }                                                                                        \
-        for (size_t i = 0; i < BLOCK; i++)                                                       \
-            pad[i] = key[i] ^ 0x36;                                                              \
-        INIT(&ictx);                                                                             \
-        UPDATE(&ictx, pad, BLOCK);                                                               \
-        for (size_t i = 0; i < BLOCK; i++)                                                       \
-            pad[i] = key[i] ^ 0x5c;                                                              \
-        INIT(&octx);                                                                             \
-        UPDATE(&octx, pad, BLOCK);                                                               \
-        static const unsigned char one[4] = {0, 0, 0, 1};                                        \
-        c = ictx;                                                                                \
-        UPDATE(&c, salt, salt_len);                                                              \
-        UPDATE(&c, one, 4);                                                                      \
-        FINAL(t, &c);                                                                            \
-        c = octx;                                                                                \
-        UPDATE(&c, t, LEN);                                                                      \
-        FINAL(u, &c);                                                                            \
-        memcpy(out, u, LEN);                                                                     \
-        for (unsigned it = 1; it < iterations; it++) {                                           \
-            c = ictx;                                                                            \
-            UPDATE(&c, u, LEN);                                                                  \
-            FINAL(t, &c);                                                                        \
-            c = octx;                                                                            \
-            UPDATE(&c, t, LEN);                                                                  \
-            FINAL(u, &c);                                                                        \
-            for (size_t i = 0; i < LEN; i++)                                                     \
-                out[i] ^= u[i];                                                                  \
-        }                                                                                        \
-        OPENSSL_cleanse(key, sizeof key);                                                        \
-        OPENSSL_cleanse(pad, sizeof pad);                                                        \
-        OPENSSL_cleanse(u, sizeof u);                                                            \
-        OPENSSL_cleanse(t, sizeof t);                                                            \
-        OPENSSL_cleanse(&ictx, sizeof ictx);                                                     \
-        OPENSSL_cleanse(&octx, sizeof octx);                                                     \
-        OPENSSL_cleanse(&c, sizeof c);                                                           \
+#define DEFINE_PBKDF2(NAME, CTX, INIT, UPDATE, FINAL, LEN, BLOCK)                                  \
+    static void NAME(const unsigned char *pw, size_t pwlen, const unsigned char *salt,             \
+                     size_t salt_len, unsigned iterations, unsigned char *out)                     \
+    {                                                                                              \
+        unsigned char key[BLOCK], pad[BLOCK], u[LEN], t[LEN];                                      \
+        CTX ictx, octx, c;                                                                         \
+        memset(key, 0, sizeof key);                                                                \
+        if (pwlen > BLOCK) {                                                                       \
+            INIT(&c);                                                                              \
+            UPDATE(&c, pw, pwlen);                                                                 \
+            FINAL(key, &c);                                                                        \
+        } else if (pwlen) {                                                                        \
+            memcpy(key, pw, pwlen);                                                                \
+        }                                                                                          \
+        for (size_t i = 0; i < BLOCK; i++)                                                         \
+            pad[i] = key[i] ^ 0x36;                                                                \
+        INIT(&ictx);                                                                               \
+        UPDATE(&ictx, pad, BLOCK);                                                                 \
+        for (size_t i = 0; i < BLOCK; i++)                                                         \
+            pad[i] = key[i] ^ 0x5c;                                                                \
+        INIT(&octx);                                                                               \
+        UPDATE(&octx, pad, BLOCK);                                                                 \
+        static const unsigned char one[4] = {0, 0, 0, 1};                                          \
+        c = ictx;                                                                                  \
+        UPDATE(&c, salt, salt_len);                                                                \
+        UPDATE(&c, one, 4);                                                                        \
+        FINAL(t, &c);                                                                              \
+        c = octx;                                                                                  \
+        UPDATE(&c, t, LEN);                                                                        \
+        FINAL(u, &c);                                                                              \
+        memcpy(out, u, LEN);                                                                       \
+        for (unsigned it = 1; it < iterations; it++) {                                             \
+            c = ictx;                                                                              \
+            UPDATE(&c, u, LEN);                                                                    \
+            FINAL(t, &c);                                                                          \
+            c = octx;                                                                              \
+            UPDATE(&c, t, LEN);                                                                    \
+            FINAL(u, &c);                                                                          \
+            for (size_t i = 0; i < LEN; i++)                                                       \
+                out[i] ^= u[i];                                                                    \
+        }                                                                                          \
+        OPENSSL_cleanse(key, sizeof key);                                                          \
+        OPENSSL_cleanse(pad, sizeof pad);                                                          \
+        OPENSSL_cleanse(u, sizeof u);                                                              \
+        OPENSSL_cleanse(t, sizeof t);                                                              \
+        OPENSSL_cleanse(&ictx, sizeof ictx);                                                       \
+        OPENSSL_cleanse(&octx, sizeof octx);                                                       \
+        OPENSSL_cleanse(&c, sizeof c);                                                             \
     }
 
 DEFINE_PBKDF2(pbkdf2_sha1, SHA_CTX, SHA1_Init, SHA1_Update, SHA1_Final, SHA_DIGEST_LENGTH,
