@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "base/buf.h"
@@ -28,8 +29,8 @@ enum mp_frame_kind {
 };
 
 enum mp_frame_flags {
-    MP_FF_TLS = 1 << 0,        /* stream is encrypted */
-    MP_FF_DIRECT_TLS = 1 << 1, /* connection began with TLS (XEP-0368) */
+    MP_FF_TLS = 1 << 0,           /* stream is encrypted */
+    MP_FF_DIRECT_TLS = 1 << 1,    /* connection began with TLS (XEP-0368) */
     MP_FF_TLS_AVAILABLE = 1 << 2, /* STARTTLS may be offered */
 };
 
@@ -71,6 +72,14 @@ mp_frame_payload(const mp_frame *f)
     return mp_frame_aux(f) + f->aux_len;
 }
 
+/* Nonzero when the frame's type attribute is exactly t. */
+static inline int
+mp_frame_type_is(const mp_frame *f, const char *t)
+{
+    size_t n = strlen(t);
+    return f->type_len == n && memcmp(mp_frame_type(f), t, n) == 0;
+}
+
 /* What a producer fills in; strings need not be NUL-terminated. */
 typedef struct mp_frame_out {
     uint8_t kind, el_kind;
@@ -86,13 +95,13 @@ typedef struct mp_frame_out {
 
 typedef struct mp_ring {
     char *mem;
-    size_t size; /* power of two */
-    _Alignas(64) _Atomic size_t head; /* producer writes here */
-    _Alignas(64) _Atomic size_t tail; /* consumer reads here */
+    size_t size;                               /* power of two */
+    _Alignas(64) _Atomic size_t head;          /* producer writes here */
+    _Alignas(64) _Atomic size_t tail;          /* consumer reads here */
     _Alignas(64) _Atomic int producer_waiting; /* producer has frames held back */
-    uv_async_t *consumer_wake; /* on the consumer's loop */
-    uv_async_t *producer_wake; /* on the producer's loop: space was freed */
-    mp_buf overflow;           /* producer side: frames that did not fit, in order */
+    uv_async_t *consumer_wake;                 /* on the consumer's loop */
+    uv_async_t *producer_wake;                 /* on the producer's loop: space was freed */
+    mp_buf overflow; /* producer side: frames that did not fit, in order */
 } mp_ring;
 
 int mp_ring_init(mp_ring *r, size_t size);

@@ -58,8 +58,12 @@ void
 mp_core_send_frame(mp_core *core, mp_link *link, int kind, uint64_t conn, const char *aux,
                    size_t aux_len, const char *bytes, size_t len)
 {
-    mp_frame_out o = {.kind = (uint8_t)kind, .conn = conn, .aux = aux, .aux_len = aux_len,
-                      .payload = bytes, .payload_len = len};
+    mp_frame_out o = {.kind = (uint8_t)kind,
+                      .conn = conn,
+                      .aux = aux,
+                      .aux_len = aux_len,
+                      .payload = bytes,
+                      .payload_len = len};
     int rc = mp_ring_push(&link->to_mux, &o);
     if (rc < 0)
         mp_err("core: cannot pass %zu bytes to mux %d: %s", len, link->index, mp_strerror(rc));
@@ -98,10 +102,10 @@ on_stream_header(mp_core *core, mp_link *link, const mp_frame *f)
         s = calloc(1, sizeof *s);
         if (!s || mp_htab_insert(&core->streams, &s->by_conn, mp_hash_u64(f->conn)) < 0) {
             free(s);
-            mp_core_send_frame(core, link, MP_LF_CLOSE, f->conn, NULL, 0,
-                               "<stream:error><resource-constraint "
-                               "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
-                               94);
+            static const char err[] = "<stream:error><resource-constraint "
+                                      "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                                      "</stream:error>";
+            mp_core_send_frame(core, link, MP_LF_CLOSE, f->conn, NULL, 0, err, sizeof err - 1);
             return;
         }
         s->conn = f->conn;
@@ -313,8 +317,11 @@ mp_core_sessions_foreach(mp_core *core, const char *jid, mp_core_session_cb cb, 
             mp_cstream *s = mp_container_of(n, mp_cstream, by_conn);
             if (s->state != CS_BOUND || !jid_matches(s, jid))
                 continue;
-            mp_core_session_info info = {.full_jid = s->full, .ip = s->ip, .tls = s->tls,
-                                         .since = s->since, .priority = s->priority,
+            mp_core_session_info info = {.full_jid = s->full,
+                                         .ip = s->ip,
+                                         .tls = s->tls,
+                                         .since = s->since,
+                                         .priority = s->priority,
                                          .available = s->available};
             if (cb(&info, ud))
                 return;

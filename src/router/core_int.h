@@ -115,6 +115,9 @@ mp_user *mp_core_user(mp_core *core, const char *bare, size_t len);
 void mp_cstream_features(mp_core *core, mp_cstream *s);
 void mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f);
 void mp_cstream_unbind(mp_core *core, mp_cstream *s);
+/* An IQ answer on a stream with no bound JID: type error (etype, cond) or result (payload). */
+void mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *from,
+                         const char *etype, const char *cond, const char *payload);
 
 /* route.c */
 void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);

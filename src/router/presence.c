@@ -19,13 +19,6 @@
 
 #define JID_MAX (3 * MP_JID_PART_MAX + 3)
 
-static int
-type_is(const mp_frame *f, const char *t)
-{
-    size_t n = strlen(t);
-    return f->type_len == n && memcmp(mp_frame_type(f), t, n) == 0;
-}
-
 /* Bytes of a stanza without 'to' get one after the element name. */
 void
 mp_deliver_to(mp_core *core, mp_cstream *r, const char *bytes, size_t len, const char *to,
@@ -130,8 +123,7 @@ static void
 inbound_subscription(mp_core *core, const char *from, const char *to, int type, int depth)
 {
     mp_jid j;
-    if (depth > 2 || !is_local(core, to) || mp_jid_prep(to, strlen(to), &j) < 0 ||
-        !j.node_len)
+    if (depth > 2 || !is_local(core, to) || mp_jid_prep(to, strlen(to), &j) < 0 || !j.node_len)
         return; /* federation comes later; nothing else to do for remote contacts */
     int rc = account_exists(core, j.domain, j.node);
     if (rc == MP_ENOTFOUND) {
@@ -365,12 +357,12 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         core->stats.stanzas_routed++;
         mp_core_send(core, r, mp_frame_payload(f), f->payload_len);
     }
-    if (type_is(f, "error"))
+    if (mp_frame_type_is(f, "error"))
         return;
     char full[JID_MAX];
     int fl = mp_jid_full(to, full, sizeof full);
     if (fl > 0)
-        remember_directed(s, full, (size_t)fl, !type_is(f, "unavailable"));
+        remember_directed(s, full, (size_t)fl, !mp_frame_type_is(f, "unavailable"));
 }
 
 void
@@ -379,7 +371,7 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
     if (f->to_len == 0) {
         if (f->type_len == 0)
             go_available(core, s, f);
-        else if (type_is(f, "unavailable"))
+        else if (mp_frame_type_is(f, "unavailable"))
             go_unavailable(core, s, mp_frame_payload(f), f->payload_len);
         else
             mp_debug("conn %016llx: presence of type %.*s without 'to' ignored",
@@ -396,7 +388,7 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
             mp_presence_subscription(core, s, bare, sub, 1);
         return;
     }
-    if (type_is(f, "probe"))
+    if (mp_frame_type_is(f, "probe"))
         return; /* probes are the server's business (§4.3) */
     directed(core, s, f, &to);
 }

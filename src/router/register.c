@@ -21,7 +21,6 @@
 #include <string.h>
 
 #define NS_REGISTER "jabber:iq:register"
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define PASSWORD_MAX 1024
 #define RATE_SLOTS 1024
 
@@ -117,48 +116,24 @@ username_of(const mp_xnode *query, char *node, size_t cap)
 /* ---- before authentication: replies carry neither 'from' nor 'to' ---- */
 
 static void
-raw_reply(mp_core *core, mp_cstream *s, const char *id, const char *from, const char *etype,
-          const char *cond, const char *payload)
-{
-    mp_buf *b = &core->scratch;
-    b->len = 0;
-    int rc = mp_buf_printf(b, "<iq type='%s' id='", etype ? "error" : "result");
-    rc |= mp_xml_escape_attr(b, id, strlen(id));
-    if (from)
-        rc |= mp_buf_printf(b, "' from='%s", from); /* a host name: nothing to escape */
-    if (etype)
-        rc |= mp_buf_printf(b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
-                            etype, cond);
-    else if (payload)
-        rc |= mp_buf_printf(b, "'>%s</iq>", payload);
-    else
-        rc |= mp_buf_puts(b, "'/>");
-    if (rc < 0) {
-        mp_core_close_stream(core, s, "resource-constraint", NULL);
-        return;
-    }
-    mp_core_send(core, s, b->data, b->len);
-}
-
-static void
 preauth_set(mp_core *core, mp_cstream *s, const char *id, const char *from, const mp_xnode *query)
 {
     const mp_config *cfg = core->cfg;
     if (mp_xnode_child(query, NS_REGISTER, "remove")) {
         /* Cancelling needs to know whose account: log in first (§3.2). */
-        raw_reply(core, s, id, from, "auth", "not-authorized", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "auth", "not-authorized", NULL);
         return;
     }
     if (rate_exceeded(core, s->ip)) {
         mp_info("conn %016llx (%s): registration refused, too many from this address",
                 (unsigned long long)s->conn, s->ip);
-        raw_reply(core, s, id, from, "wait", "resource-constraint", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "wait", "resource-constraint", NULL);
         return;
     }
     char node[MP_JID_PART_MAX + 1];
     char pw[PASSWORD_MAX + 1];
     if (username_of(query, node, sizeof node) <= 0 || password_of(core, query, pw, sizeof pw) < 0) {
-        raw_reply(core, s, id, from, "modify", "not-acceptable", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "modify", "not-acceptable", NULL);
         return;
     }
     const char *host = cfg->hosts[s->host];
@@ -170,18 +145,18 @@ preauth_set(mp_core *core, mp_cstream *s, const char *id, const char *from, cons
     case 0:
         rate_count(core, s->ip);
         mp_info("conn %016llx (%s): registered %s", (unsigned long long)s->conn, s->ip, jid);
-        raw_reply(core, s, id, from, NULL, NULL, NULL);
+        mp_cstream_iq_reply(core, s, id, from, NULL, NULL, NULL);
         return;
     case MP_EEXIST:
-        raw_reply(core, s, id, from, "cancel", "conflict", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "cancel", "conflict", NULL);
         return;
     case MP_EINVAL:
-        raw_reply(core, s, id, from, "modify", "not-acceptable", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "modify", "not-acceptable", NULL);
         return;
     default:
         mp_warn("conn %016llx (%s): registering %s failed: %s", (unsigned long long)s->conn, s->ip,
                 jid, mp_strerror(rc));
-        raw_reply(core, s, id, from, "wait", "internal-server-error", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "wait", "internal-server-error", NULL);
         return;
     }
 }
@@ -201,19 +176,19 @@ mp_register_preauth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_x
     int get = strcmp(type, "get") == 0;
     if (!get && strcmp(type, "set") != 0) {
         if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
-            raw_reply(core, s, id, from, "modify", "bad-request", NULL);
+            mp_cstream_iq_reply(core, s, id, from, "modify", "bad-request", NULL);
         return;
     }
     /* Not offered before TLS when TLS is required: the password would travel in clear. */
     if (!cfg->register_enabled || (cfg->tls_required && !s->tls)) {
-        raw_reply(core, s, id, from, "cancel", "not-allowed", NULL);
+        mp_cstream_iq_reply(core, s, id, from, "cancel", "not-allowed", NULL);
         return;
     }
     if (get) {
-        raw_reply(core, s, id, from, NULL, NULL,
-                  "<query xmlns='" NS_REGISTER "'><instructions>Choose a username and "
-                  "password to register with this server.</instructions><username/>"
-                  "<password/></query>");
+        mp_cstream_iq_reply(core, s, id, from, NULL, NULL,
+                            "<query xmlns='" NS_REGISTER "'><instructions>Choose a username and "
+                            "password to register with this server.</instructions><username/>"
+                            "<password/></query>");
         return;
     }
     preauth_set(core, s, id, from, query);

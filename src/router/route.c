@@ -2,6 +2,7 @@
  * the attributes the mux extracted; its bytes are passed on as they came (already stamped
  * with the sender's full JID), never re-parsed. */
 #include "router/core_int.h"
+#include "magpie/module.h"
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -17,9 +18,8 @@
 static const char *const kind_names[] = {"", "message", "presence", "iq"};
 
 void
-mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,
-               size_t from_len, const char *id, size_t id_len, const char *etype,
-               const char *cond)
+mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr, size_t from_len,
+               const char *id, size_t id_len, const char *etype, const char *cond)
 {
     mp_buf *b = &core->scratch;
     b->len = 0;
@@ -43,17 +43,10 @@ mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr
         mp_core_send(core, to, b->data, b->len);
 }
 
-static int
-type_is(const mp_frame *f, const char *t)
-{
-    size_t n = strlen(t);
-    return f->type_len == n && memcmp(mp_frame_type(f), t, n) == 0;
-}
-
 static void
 bounce(mp_core *core, mp_cstream *from, const mp_frame *f, const char *etype, const char *cond)
 {
-    if (type_is(f, "error") || (f->el_kind == MP_EL_IQ && type_is(f, "result")))
+    if (mp_frame_type_is(f, "error") || (f->el_kind == MP_EL_IQ && mp_frame_type_is(f, "result")))
         return; /* never answer an error with an error */
     mp_route_error(core, from, f->el_kind, mp_frame_to(f), f->to_len,
                    f->id_len ? mp_frame_id(f) : NULL, f->id_len, etype, cond);
@@ -72,7 +65,7 @@ static int
 deliver_bare_message(mp_core *core, mp_user *u, const mp_frame *f)
 {
     int best = -1, n = 0;
-    int headline = type_is(f, "headline");
+    int headline = mp_frame_type_is(f, "headline");
     for (mp_cstream *r = u->resources; r; r = r->next_res)
         if (r->available && r->priority > best)
             best = r->priority;
@@ -105,22 +98,22 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
         /* RFC 6121 §8.5.3.2: no such resource. */
         if (kind == MP_EL_PRESENCE)
             return;
-        if (kind == MP_EL_IQ || type_is(f, "groupchat")) {
+        if (kind == MP_EL_IQ || mp_frame_type_is(f, "groupchat")) {
             bounce(core, from, f, "cancel", "service-unavailable");
             return;
         }
     }
     switch (kind) {
     case MP_EL_MESSAGE:
-        if (type_is(f, "error"))
+        if (mp_frame_type_is(f, "error"))
             return;
-        if (type_is(f, "groupchat")) {
+        if (mp_frame_type_is(f, "groupchat")) {
             bounce(core, from, f, "cancel", "service-unavailable");
             return;
         }
         if (u && deliver_bare_message(core, u, f) > 0)
             return;
-        if (type_is(f, "headline"))
+        if (mp_frame_type_is(f, "headline"))
             return;
         /* No available resource (RFC 6121 §8.5.2.2): keep it for the account (XEP-0160). */
         switch (mp_offline_store(core, to->domain, to->node, f)) {
@@ -137,7 +130,7 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
             return;
         }
     case MP_EL_IQ:
-        if (mp_iq_dispatch(core, from, f, 2 /* MP_TARGET_ACCOUNT */, bare) != 0)
+        if (mp_iq_dispatch(core, from, f, MP_TARGET_ACCOUNT, bare) != 0)
             bounce(core, from, f, "cancel", "service-unavailable");
         return;
     default:
@@ -154,8 +147,8 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
         return;
     }
     if (kind == MP_EL_IQ) {
-        if (!f->id_len || !(type_is(f, "get") || type_is(f, "set") || type_is(f, "result") ||
-                            type_is(f, "error"))) {
+        if (!f->id_len || !(mp_frame_type_is(f, "get") || mp_frame_type_is(f, "set") ||
+                            mp_frame_type_is(f, "result") || mp_frame_type_is(f, "error"))) {
             bounce(core, s, f, "modify", "bad-request");
             return;
         }
@@ -163,7 +156,7 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
     if (f->to_len == 0) {
         switch (kind) {
         case MP_EL_IQ:
-            if (mp_iq_dispatch(core, s, f, 2 /* MP_TARGET_ACCOUNT */, "") != 0)
+            if (mp_iq_dispatch(core, s, f, MP_TARGET_ACCOUNT, "") != 0)
                 bounce(core, s, f, "cancel", "service-unavailable");
             return;
         default: {
@@ -192,7 +185,7 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
         return;
     }
     if (kind == MP_EL_IQ && !to.resource_len) {
-        if (mp_iq_dispatch(core, s, f, 1 /* MP_TARGET_HOST */, to.domain) != 0)
+        if (mp_iq_dispatch(core, s, f, MP_TARGET_HOST, to.domain) != 0)
             bounce(core, s, f, "cancel", "service-unavailable");
         return;
     }

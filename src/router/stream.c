@@ -183,8 +183,8 @@ sasl_step(mp_core *core, mp_cstream *s, const char *text, size_t len)
             mp_core_close_stream(core, s, "resource-constraint", NULL);
             return;
         }
-        mp_info("conn %016llx (%s): authenticated %s with %s", (unsigned long long)s->conn,
-                s->ip, account, mp_sasl_mechanism(s->sasl));
+        mp_info("conn %016llx (%s): authenticated %s with %s", (unsigned long long)s->conn, s->ip,
+                account, mp_sasl_mechanism(s->sasl));
         mp_throttle_success(core, account);
         core->stats.auth_ok++;
         sasl_done(core, s);
@@ -210,8 +210,8 @@ sasl_step(mp_core *core, mp_cstream *s, const char *text, size_t len)
     snprintf(account, sizeof account, "%s@%s", who ? who : "", host);
     int delay = mp_throttle_failure(core, s->ip, who ? account : NULL);
     core->stats.auth_failed++;
-    mp_info("conn %016llx (%s): authentication failed (%s)", (unsigned long long)s->conn,
-            s->ip, mp_sasl_failure_name(failure ? failure : MP_SASL_F_NOT_AUTHORIZED));
+    mp_info("conn %016llx (%s): authentication failed (%s)", (unsigned long long)s->conn, s->ip,
+            mp_sasl_failure_name(failure ? failure : MP_SASL_F_NOT_AUTHORIZED));
     sasl_done(core, s);
     sasl_failure(core, s, failure ? failure : MP_SASL_F_NOT_AUTHORIZED, delay);
 }
@@ -260,15 +260,31 @@ sasl_element(mp_core *core, mp_cstream *s, const mp_xnode *el)
 
 /* ---- binding ---- */
 
-static void
-iq_error_raw(mp_core *core, mp_cstream *s, const char *id, const char *etype, const char *cond)
+/* An IQ answer on a stream that has no bound JID yet (bind, in-band registration): no 'to'.
+ * etype NULL means type='result', with payload (serialized, may be NULL) inside. */
+void
+mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *from,
+                    const char *etype, const char *cond, const char *payload)
 {
     mp_buf *b = &core->scratch;
     b->len = 0;
-    mp_buf_puts(b, "<iq type='error' id='");
-    mp_xml_escape_attr(b, id, strlen(id));
-    mp_buf_printf(b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", etype,
-                  cond);
+    int rc = mp_buf_printf(b, "<iq type='%s' id='", etype ? "error" : "result");
+    rc |= mp_xml_escape_attr(b, id, strlen(id));
+    if (from) {
+        rc |= mp_buf_puts(b, "' from='");
+        rc |= mp_xml_escape_attr(b, from, strlen(from));
+    }
+    if (etype)
+        rc |= mp_buf_printf(b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
+                            etype, cond);
+    else if (payload)
+        rc |= mp_buf_printf(b, "'>%s</iq>", payload);
+    else
+        rc |= mp_buf_puts(b, "'/>");
+    if (rc < 0) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
     mp_core_send(core, s, b->data, b->len);
 }
 
@@ -288,7 +304,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
     if (r && r->text_len)
         rlen = mp_jid_resourceprep(r->text, r->text_len, res, sizeof res);
     if (rlen < 0) {
-        iq_error_raw(core, s, id, "modify", "bad-request");
+        mp_cstream_iq_reply(core, s, id, NULL, "modify", "bad-request", NULL);
         return;
     }
     if (rlen == 0) {
@@ -306,7 +322,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
             if (o->full_len != (size_t)flen || memcmp(o->full, full, (size_t)flen) != 0)
                 continue;
             if (cfg->conflict_policy == MP_CONFLICT_REFUSE) {
-                iq_error_raw(core, s, id, "cancel", "conflict");
+                mp_cstream_iq_reply(core, s, id, NULL, "cancel", "conflict", NULL);
                 return;
             }
             mp_info("conn %016llx: %s replaces the session on conn %016llx",
@@ -316,7 +332,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
         }
         u = mp_core_user(core, full, (size_t)blen);
         if (u && u->count >= cfg->max_sessions_per_user) {
-            iq_error_raw(core, s, id, "wait", "resource-constraint");
+            mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
             return;
         }
     }
@@ -324,7 +340,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
         u = calloc(1, sizeof *u + (size_t)blen + 1);
         if (!u || mp_htab_insert(&core->users, &u->by_bare, mp_hash_str(full, (size_t)blen)) < 0) {
             free(u);
-            iq_error_raw(core, s, id, "wait", "resource-constraint");
+            mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
             return;
         }
         memcpy(u->bare, full, (size_t)blen);
@@ -336,7 +352,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
             mp_htab_remove(&core->users, &u->by_bare);
             free(u);
         }
-        iq_error_raw(core, s, id, "wait", "resource-constraint");
+        mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
         return;
     }
     s->full_len = (size_t)flen;

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -127,15 +129,10 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char p[160];
 
     assert_int_equal(uv_loop_close(&f->loop), 0);
     mp_store_close(f->st);
-    unlink(f->db);
-    snprintf(p, sizeof p, "%s-wal", f->db);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->db);
-    unlink(p);
+    mp_test_remove_db(f->db);
     unlink(f->sock);
     assert_int_equal(rmdir(f->dir), 0);
     free(f);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,16 +138,11 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char p[128];
 
     gsasl_done(f->client);
     mp_sasl_free(f->sasl);
     mp_store_close(f->st);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
+    mp_test_remove_db(f->path);
     rmdir(f->dir);
     free(f);
     return 0;

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +59,9 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char p[160];
 
     mp_store_close(f->st);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
+    mp_test_remove_db(f->path);
     rmdir(f->sub);
     rmdir(f->dir);
     free(f);

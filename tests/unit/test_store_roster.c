@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,14 +55,9 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char p[128];
 
     mp_store_close(f->st);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
+    mp_test_remove_db(f->path);
     rmdir(f->dir);
     free(f);
     return 0;
