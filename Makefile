@@ -27,7 +27,7 @@ build-asan:
 
 fuzz: test-deps
 	CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_FUZZ=ON -DMAGPIE_TESTS=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_framer
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_framer fuzz_jid fuzz_tree fuzz_sasl
 
 deps:
 	@./scripts/install-deps.sh $(RUN_PKGS)

@@ -62,6 +62,18 @@ int mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char
 /* Announce a feature in the server's disco#info. */
 int mp_module_feature(mp_module *m, const char *var);
 
+/* Site policies (the acl: section of the configuration), evaluated from lists compiled at load
+ * and at each reload. mp_acl_allows() is nonzero when the account of jid (a prepared JID; a
+ * resource is ignored) may do what rule names. */
+enum mp_acl_rule {
+    MP_ACL_SEND_ALERTS = 0, /* headlines to every online user of a host */
+    MP_ACL_SAVE_PRIVATE,    /* private XML storage writes (XEP-0049) */
+    MP_ACL_SAVE_VCARD,      /* vCard writes (XEP-0054) */
+    MP_ACL_CREATE_ROOMS,    /* new chat rooms (MUC) */
+    MP_ACL_NRULES
+};
+int mp_acl_allows(struct mp_core *core, enum mp_acl_rule rule, const char *jid);
+
 const char *mp_module_name(const mp_module *m);
 struct mp_core *mp_module_core(const mp_module *m);
 

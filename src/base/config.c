@@ -6,6 +6,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "xmpp/jid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +41,9 @@ enum kind {
     K_MECHS,    /* unsigned bit set */
     K_HOSTS,    /* char ** + size_t */
     K_MODULES,  /* char ** + size_t */
+    K_SEEPRES,  /* int, enum mp_see_presence */
+    K_ACLLIST,  /* mp_strlist: all, local, admins, domains, bare JIDs */
+    K_ACLJIDS,  /* mp_strlist: bare JIDs */
 };
 
 struct key {
@@ -78,6 +82,8 @@ static const struct key c2s_keys[] = {
      "seconds a connection may stay unauthenticated"},
     {"resource_conflict", K_CONFLICT, F(conflict_policy), 0, 0, NULL,
      "replace: a new session with a bound resource kicks the old one; refuse: the new one fails"},
+    {"legacy_auth", K_BOOL, F(legacy_auth), 0, 0, NULL,
+     "true: also offer non-SASL login (XEP-0078), plaintext password, only where PLAIN is"},
     {"max_sessions_per_user", K_INT, F(max_sessions_per_user), 1, 10000, NULL,
      "simultaneous sessions of one account"},
     {"max_output_buffer", K_SIZE, F(max_output_buffer), 4096, SIZE_MAX_CFG, NULL,
@@ -163,6 +169,28 @@ static const struct key register_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key search_keys[] = {
+    {"max_results", K_INT, F(search_max_results), 1, 100000, NULL,
+     "accounts listed in one user directory answer (XEP-0055)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key acl_keys[] = {
+    {"admins", K_ACLJIDS, F(acl_admins), 0, 0, NULL,
+     "bare JIDs of the administrators (the principal \"admins\")"},
+    {"see_presence", K_SEEPRES, F(acl_see_presence), 0, 0, NULL,
+     "all, or same_domain: presence and subscriptions never cross between hosted domains"},
+    {"send_alerts", K_ACLLIST, F(acl_send_alerts), 0, 0, NULL,
+     "who may send a headline to all online users of a host (<host>/announce/online)"},
+    {"save_private", K_ACLLIST, F(acl_save_private), 0, 0, NULL,
+     "who may write private XML storage (XEP-0049)"},
+    {"save_vcard", K_ACLLIST, F(acl_save_vcard), 0, 0, NULL,
+     "who may write their vCard (XEP-0054); reading stays open"},
+    {"create_rooms", K_ACLLIST, F(acl_create_rooms), 0, 0, NULL,
+     "who may create chat rooms (read by the MUC service)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key top_keys[] = {
     {"hosts", K_HOSTS, F(hosts), 0, 0, NULL, "domains this server serves (at least one)"},
     {"data_dir", K_STR, F(data_dir), 0, 0, NULL,
@@ -179,6 +207,9 @@ static const struct key top_keys[] = {
     {"vcard", K_SECTION, 0, 0, 0, vcard_keys, "vCards"},
     {"version", K_SECTION, 0, 0, 0, version_keys, "software version (XEP-0092)"},
     {"register", K_SECTION, 0, 0, 0, register_keys, "in-band registration (XEP-0077)"},
+    {"search", K_SECTION, 0, 0, 0, search_keys, "user directory search (XEP-0055)"},
+    {"acl", K_SECTION, 0, 0, 0, acl_keys,
+     "site policies; a list holds all, local, admins, domains and bare JIDs"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
      "modules to load, checked by the module registry at start"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -212,10 +243,23 @@ static const struct {
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const conflict_names[] = {"replace", "refuse"};
-static const char *const default_modules[] = {"ping", "disco", "version", "time",
-                                              "last", "vcard", "private"};
+static const char *const see_presence_names[] = {"all", "same_domain"};
+static const char *const default_modules[] = {"ping", "disco",   "version", "time",
+                                              "last", "vcard",   "private", "search",
+                                              "amp",  "privacy", "blocking"};
 
 #define FIELD(cfg, off, type) ((type *)(void *)((char *)(cfg) + (off)))
+
+/* The acl lists and their defaults. */
+static const struct {
+    size_t off;
+    const char *dflt; /* NULL: empty */
+} acl_lists[] = {
+    {F(acl_admins), NULL},      {F(acl_send_alerts), "admins"}, {F(acl_save_private), "all"},
+    {F(acl_save_vcard), "all"}, {F(acl_create_rooms), "local"},
+};
+
+#define NACL_LISTS (sizeof acl_lists / sizeof acl_lists[0])
 
 unsigned
 mp_config_mech_bit(const char *name)
@@ -262,6 +306,10 @@ mp_config_free(mp_config *cfg)
     free(cfg->sqlite_path);
     free(cfg->admin_socket);
     free_list(cfg->modules, cfg->nmodules);
+    for (size_t i = 0; i < NACL_LISTS; i++) {
+        mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);
+        free_list(l->v, l->n);
+    }
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -346,12 +394,38 @@ mp_config_defaults(mp_config *cfg)
     cfg->register_max_per_ip = 3;
     cfg->register_window = 3600;
     cfg->register_min_password = 8;
+    cfg->search_max_results = 50;
+    cfg->acl_see_presence = MP_SEE_ALL;
+    for (size_t i = 0; i < NACL_LISTS; i++) {
+        mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);
+        if (acl_lists[i].dflt == NULL)
+            continue;
+        if ((l->v = calloc(1, sizeof *l->v)) == NULL ||
+            (l->v[0] = strdup(acl_lists[i].dflt)) == NULL)
+            goto fail;
+        l->n = 1;
+    }
     if (resolve_paths(cfg, 0) < 0)
         goto fail;
     return 0;
 fail:
     mp_config_free(cfg);
     return MP_ENOMEM;
+}
+
+void
+mp_config_swap_acl(mp_config *a, mp_config *b)
+{
+    int see = a->acl_see_presence;
+    a->acl_see_presence = b->acl_see_presence;
+    b->acl_see_presence = see;
+    for (size_t i = 0; i < NACL_LISTS; i++) {
+        mp_strlist *x = FIELD(a, acl_lists[i].off, mp_strlist);
+        mp_strlist *y = FIELD(b, acl_lists[i].off, mp_strlist);
+        mp_strlist t = *x;
+        *x = *y;
+        *y = t;
+    }
 }
 
 int
@@ -377,6 +451,15 @@ struct ld {
     int key_line, key_col; /* the current key: empty values carry no mark of their own */
     /* where the two stanza limits were set, for the check between them */
     int pre_line, pre_col, max_line, max_col;
+    /* dotless domains in acl lists, checked against hosts once the whole file is read */
+    struct pending_host *pend;
+    size_t npend;
+};
+
+struct pending_host {
+    int line, col;
+    const char *word; /* owned by the list in the config */
+    char name[64];
 };
 
 /* Scalar classes of the YAML 1.2 core schema we care about. */
@@ -721,7 +804,54 @@ check_host(struct ld *ld, struct fy_event *ev, const char *name, char *h, char *
     return 0;
 }
 
-/* hosts, modules and sasl.mechanisms: a list of strings. ev is the list's first event. */
+static int
+is_acl_keyword(const char *s)
+{
+    return strcmp(s, "all") == 0 || strcmp(s, "local") == 0 || strcmp(s, "admins") == 0;
+}
+
+/* One entry of an acl list, normalised: *s is replaced by the prepared bare JID or domain. A
+ * word without a dot must name a host; that waits until the hosts are known. */
+static int
+check_principal(struct ld *ld, struct fy_event *ev, const char *name, char **s, int jids_only)
+{
+    const char *p = *s;
+    size_t len = strlen(p);
+    char buf[2 * MP_JID_PART_MAX + 2];
+    int n;
+    if (!jids_only && is_acl_keyword(p))
+        return 0;
+    if (strchr(p, '@') != NULL) {
+        mp_jid j;
+        if (mp_jid_prep(p, len, &j) < 0 || !j.node_len || j.resource_len ||
+            (n = mp_jid_bare(&j, buf, sizeof buf)) < 0)
+            return fail_ev(ld, ev, "%s: \"%s\" is not a bare JID (user@domain)", name, p);
+    } else if (jids_only) {
+        return fail_ev(ld, ev, "%s: \"%s\" is not a bare JID (user@domain)", name, p);
+    } else if (strchr(p, '/') != NULL || (n = mp_jid_nameprep(p, len, buf, sizeof buf)) <= 0) {
+        return fail_ev(
+            ld, ev, "%s: \"%s\" is not a domain, a bare JID or one of all, local, admins", name, p);
+    }
+    char *norm = strndup(buf, (size_t)n);
+    if (norm == NULL)
+        return nomem(ld);
+    free(*s);
+    *s = norm;
+    if (jids_only || memchr(norm, '@', (size_t)n) || memchr(norm, '.', (size_t)n))
+        return 0;
+    struct pending_host *t = realloc(ld->pend, (ld->npend + 1) * sizeof *t);
+    if (t == NULL)
+        return nomem(ld);
+    ld->pend = t;
+    t += ld->npend++;
+    mark_of(ld, ev, &t->line, &t->col);
+    t->word = norm;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return 0;
+}
+
+/* hosts, modules, sasl.mechanisms and the acl lists: a list of strings. ev is the list's first
+ * event. */
 static int
 parse_list(struct ld *ld, const struct key *k, const char *name, struct fy_event *start)
 {
@@ -761,6 +891,8 @@ parse_list(struct ld *ld, const struct key *k, const char *name, struct fy_event
             s = NULL;
         } else if (rc == 0 && k->kind == K_HOSTS) {
             rc = check_host(ld, ev, iname, s, items, n);
+        } else if (rc == 0 && (k->kind == K_ACLLIST || k->kind == K_ACLJIDS)) {
+            rc = check_principal(ld, ev, iname, &s, k->kind == K_ACLJIDS);
         }
         free_event(ld, ev);
         if (rc < 0) {
@@ -793,6 +925,13 @@ parse_list(struct ld *ld, const struct key *k, const char *name, struct fy_event
     if (k->kind == K_HOSTS && n == 0) {
         rc = fail_ev(ld, start, "%s: at least one host is required", name);
         goto out;
+    }
+    if (k->kind == K_ACLLIST || k->kind == K_ACLJIDS) {
+        mp_strlist *l = FIELD(ld->cfg, k->off, mp_strlist);
+        free_list(l->v, l->n);
+        l->v = items;
+        l->n = n;
+        return 0;
     }
     char ***slot = FIELD(ld->cfg, k->off, char **);
     size_t *count = k->kind == K_HOSTS ? &ld->cfg->nhosts : &ld->cfg->nmodules;
@@ -891,9 +1030,16 @@ parse_value(struct ld *ld, const struct key *k, const char *name, struct fy_even
             return rc;
         *FIELD(cfg, k->off, int) = e;
         return 0;
+    case K_SEEPRES:
+        if ((rc = get_enum(ld, ev, name, see_presence_names, 2, &e)) < 0)
+            return rc;
+        *FIELD(cfg, k->off, int) = e;
+        return 0;
     case K_MECHS:
     case K_HOSTS:
     case K_MODULES:
+    case K_ACLLIST:
+    case K_ACLJIDS:
         return parse_list(ld, k, name, ev);
     }
     return fail_ev(ld, ev, "%s: internal error: unhandled key kind", name);
@@ -1033,16 +1179,28 @@ mp_config_load(const char *path, mp_config *cfg, char *err, size_t errlen)
                      cfg->preauth_max_stanza_size, cfg->max_stanza_size);
         goto fail;
     }
+    for (size_t i = 0; i < ld.npend; i++) {
+        const struct pending_host *ph = &ld.pend[i];
+        if (!mp_config_is_host(cfg, ph->word, strlen(ph->word))) {
+            rc = fail_at(&ld, ph->line, ph->col,
+                         "%s: unknown principal \"%s\" (all, local, admins, a domain with a dot "
+                         "or one of hosts, or a bare JID)",
+                         ph->name, ph->word);
+            goto fail;
+        }
+    }
     if (resolve_paths(cfg, ld.derived_set) < 0 || (cfg->path = strdup(path)) == NULL) {
         rc = nomem(&ld);
         goto fail;
     }
+    free(ld.pend);
     fy_parser_destroy(ld.fyp);
     fy_diag_destroy(ld.diag);
     fclose(fp);
     return 0;
 
 fail:
+    free(ld.pend);
     if (ld.fyp != NULL)
         fy_parser_destroy(ld.fyp);
     if (ld.diag != NULL)
@@ -1139,6 +1297,21 @@ write_keys(FILE *f, const mp_config *cfg, const struct key *tab, const char *ind
                 write_qstr(f, list[i]);
                 fputc('\n', f);
             }
+            break;
+        }
+        case K_SEEPRES:
+            fprintf(f, " %s\n", see_presence_names[*(const int *)slot]);
+            break;
+        case K_ACLLIST:
+        case K_ACLJIDS: {
+            /* Flow style, so that an empty list stays a list and not null. */
+            const mp_strlist *l = slot;
+            fputs(" [", f);
+            for (size_t i = 0; i < l->n; i++) {
+                fputs(i ? ", " : "", f);
+                write_qstr(f, l->v[i]);
+            }
+            fputs("]\n", f);
             break;
         }
         case K_PATH:

@@ -16,6 +16,15 @@ enum mp_sasl_mech_bit {
 
 enum mp_conflict_policy { MP_CONFLICT_REPLACE = 0, MP_CONFLICT_REFUSE = 1 };
 
+/* acl.see_presence */
+enum mp_see_presence { MP_SEE_ALL = 0, MP_SEE_SAME_DOMAIN = 1 };
+
+/* A list of strings read from the file. */
+typedef struct mp_strlist {
+    char **v;
+    size_t n;
+} mp_strlist;
+
 typedef struct mp_config {
     char *path; /* file it was loaded from, NULL for embedded defaults */
 
@@ -40,6 +49,7 @@ typedef struct mp_config {
     int max_depth;                 /* c2s.max_depth: default 64 */
     int unauthenticated_timeout;   /* c2s.unauthenticated_timeout: seconds, default 60 */
     int conflict_policy;           /* c2s.resource_conflict: replace|refuse, default replace */
+    int legacy_auth;               /* c2s.legacy_auth: XEP-0078 non-SASL login, default false */
     int max_sessions_per_user;     /* c2s.max_sessions_per_user: default 10 */
     size_t max_output_buffer;      /* c2s.max_output_buffer: bytes queued to a slow reader, default 1 MiB */
     int ping_interval;             /* c2s.ping_interval: seconds of silence before a ping, default 300 */
@@ -85,8 +95,21 @@ typedef struct mp_config {
     int register_window;       /* register.window: seconds, default 3600 */
     int register_min_password; /* register.min_password_length: characters, default 8 */
 
+    /* acl: site policies, compiled by src/router/acl.c. A principal list holds "all",
+     * "local", "admins", domains (lower case, nameprep) and bare JIDs (stringprep), already
+     * normalised and checked. */
+    mp_strlist acl_admins;       /* acl.admins: bare JIDs, default none */
+    int acl_see_presence;        /* acl.see_presence: all|same_domain, default all */
+    mp_strlist acl_send_alerts;  /* acl.send_alerts: default [admins] */
+    mp_strlist acl_save_private; /* acl.save_private: default [all] */
+    mp_strlist acl_save_vcard;   /* acl.save_vcard: default [all] */
+    mp_strlist acl_create_rooms; /* acl.create_rooms: default [local] */
+
+    /* search: user directory (XEP-0055) */
+    int search_max_results; /* search.max_results: items in one answer, default 50 */
+
     /* modules: list of module names to load, default ping, disco, version, time, last,
-     * vcard, private */
+     * vcard, private, search */
     char **modules;
     size_t nmodules;
 } mp_config;
@@ -103,6 +126,9 @@ int mp_config_load(const char *path, mp_config *cfg, char *err, size_t errlen);
 int mp_config_write_default(const char *path);
 
 void mp_config_free(mp_config *cfg);
+
+/* Exchange the acl: settings of a and b: a reload takes the new site policies this way. */
+void mp_config_swap_acl(mp_config *a, mp_config *b);
 
 /* Nonzero when domain (already prepared, lower case) is one of cfg->hosts. */
 int mp_config_is_host(const mp_config *cfg, const char *domain, size_t len);

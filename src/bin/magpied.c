@@ -143,6 +143,8 @@ on_hup(uv_signal_t *h, int signum)
     c->auth_max_failures = fresh.auth_max_failures;
     c->auth_failure_window = fresh.auth_failure_window;
     c->sasl_mechanisms = fresh.sasl_mechanisms;
+    mp_config_swap_acl(c, &fresh);
+    mp_core_set_config(sv->core, c); /* recompiles the site policies */
     mp_log_init(c->log_level, c->log_syslog);
     for (int i = 0; i < sv->nlinks; i++)
         mp_mux_reload(sv->muxes[i], c);

@@ -2,12 +2,13 @@
  * on behalf of the accounts it hosts (their bare JIDs). */
 #include "magpie/module.h"
 #include "modules/last.h"
+#include "router/caps.h"
 #include "base/err.h"
 
 #include <string.h>
 
-#define NS_INFO "http://jabber.org/protocol/disco#info"
-#define NS_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_INFO MP_NS_DISCO_INFO
+#define NS_ITEMS MP_NS_DISCO_ITEMS
 
 static int
 add_feature(mp_iq *iq, mp_xnode *q, const char *var)
@@ -19,28 +20,46 @@ add_feature(mp_iq *iq, mp_xnode *q, const char *var)
     return 0;
 }
 
+/* The identity and features, with node echoed when the query named one. */
 static int
-disco_info(mp_iq *iq, void *ud)
+server_info(mp_iq *iq, const char *node)
 {
-    const char *node = mp_xnode_attr(iq->payload, "node");
-    if (node)
-        return mp_iq_error(iq, "cancel", "item-not-found");
     mp_xnode *q = mp_xnode_new(iq->arena, NS_INFO, "query");
     mp_xnode *id = mp_xnode_new(iq->arena, NS_INFO, "identity");
-    if (!q || !id || mp_xnode_set_attr(iq->arena, id, "category", "server") < 0 ||
-        mp_xnode_set_attr(iq->arena, id, "type", "im") < 0 ||
-        mp_xnode_set_attr(iq->arena, id, "name", "Magpie") < 0)
+    if (!q || !id || (node && mp_xnode_set_attr(iq->arena, q, "node", node) < 0) ||
+        mp_xnode_set_attr(iq->arena, id, "category", MP_SERVER_CATEGORY) < 0 ||
+        mp_xnode_set_attr(iq->arena, id, "type", MP_SERVER_TYPE) < 0 ||
+        mp_xnode_set_attr(iq->arena, id, "name", MP_SERVER_NAME) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_xnode_append(q, id);
-    const char *const *vars;
+    /* The same list mp_caps_init hashed, so the ver in our stream features verifies. */
+    const char **vars;
     size_t n;
-    mp_core_features(iq->core, &vars, &n);
-    if (add_feature(iq, q, NS_INFO) < 0 || add_feature(iq, q, NS_ITEMS) < 0)
+    if (mp_caps_server_features(iq->core, iq->arena, &vars, &n) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     for (size_t i = 0; i < n; i++)
         if (add_feature(iq, q, vars[i]) < 0)
             return mp_iq_error(iq, "wait", "internal-server-error");
     return mp_iq_result(iq, q);
+}
+
+/* XEP-0115 §6.2: node='NODE#VER' of our own caps answers like no node. */
+static int
+is_caps_node(mp_iq *iq, const char *node)
+{
+    const char *ver = mp_core_caps_ver(iq->core);
+    size_t nl = strlen(MP_CAPS_NODE);
+    return ver[0] && strncmp(node, MP_CAPS_NODE, nl) == 0 && node[nl] == '#' &&
+           strcmp(node + nl + 1, ver) == 0;
+}
+
+static int
+disco_info(mp_iq *iq, void *ud)
+{
+    const char *node = mp_xnode_attr(iq->payload, "node");
+    if (node && !is_caps_node(iq, node))
+        return mp_iq_error(iq, "cancel", "item-not-found");
+    return server_info(iq, node);
 }
 
 static int

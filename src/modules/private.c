@@ -81,6 +81,8 @@ private_set(mp_iq *iq, void *ud)
     const char *node, *domain;
     if (refuse(iq, &node, &domain))
         return 0;
+    if (!mp_acl_allows(iq->core, MP_ACL_SAVE_PRIVATE, iq->from))
+        return mp_iq_error(iq, "auth", "forbidden"); /* acl.save_private */
     const mp_xnode *first = iq->payload->children;
     /* §2: a set without a fragment is "Not Acceptable". Several fragments may come in one set;
      * each replaces what its namespace held. Everything is checked before anything is stored. */

@@ -54,6 +54,8 @@ vcard_set(mp_iq *iq, void *ud)
     /* XEP-0054 §3.2: only one's own vCard can be set. */
     if (!mp_iq_is_own(iq))
         return mp_iq_error(iq, "auth", "forbidden");
+    if (!mp_acl_allows(iq->core, MP_ACL_SAVE_VCARD, iq->from))
+        return mp_iq_error(iq, "auth", "forbidden"); /* acl.save_vcard */
     const char *node, *domain;
     if (mp_iq_account_of(iq, iq->from, &node, &domain) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");

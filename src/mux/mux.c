@@ -654,6 +654,11 @@ on_core_frame(const mp_frame *f, void *ud)
             conn_close_now(c);
             break;
         }
+        if (!(c->flags & (CF_AUTHED | CF_CLOSING))) { /* XEP-0078: no stream restart */
+            c->flags |= CF_AUTHED;
+            list_remove(c);
+            mp_framer_set_limits(&c->fr, &m->post_limits);
+        }
         conn_write(c, payload, f->payload_len);
         break;
     case MP_LF_CLOSE:
@@ -751,8 +756,13 @@ hibernate_idle(mp_mux *m, uint64_t now)
             continue;
         if (!mp_framer_hibernate(&c->fr))
             continue; /* half an element is pending: not idle */
-        if (c->tls)
+        if (c->tls) {
+            int was_own = mp_tls_taken_over(c->tls);
             mp_tls_conn_shrink(c->tls);
+            if (!was_own && mp_tls_taken_over(c->tls))
+                mp_debug("conn %016llx (%s): idle, TLS 1.3 record layer taken over from OpenSSL",
+                         (unsigned long long)c->id, c->ip);
+        }
         if (c->out.len == 0)
             mp_buf_free(&c->out);
         if (!(c->flags & CF_WRITING))

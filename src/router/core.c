@@ -1,6 +1,8 @@
 /* The core thread: takes frames from the mux threads, keeps the streams and sessions, and
  * hands stanzas to negotiation, routing and modules. */
 #include "router/core_int.h"
+#include "router/acl.h"
+#include "router/caps.h"
 #include "auth/sasl.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -214,7 +216,13 @@ mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links,
     if (rc < 0)
         goto fail;
     mp_throttle_init(core);
+    rc = mp_acl_compile(cfg, &core->acl);
+    if (rc < 0)
+        goto fail;
     rc = mp_modules_load(core);
+    if (rc < 0)
+        goto fail;
+    rc = mp_caps_init(core);
     if (rc < 0)
         goto fail;
     *out = core;
@@ -235,6 +243,7 @@ void
 mp_core_set_config(mp_core *core, const mp_config *cfg)
 {
     core->cfg = cfg;
+    mp_acl_reload(core);
 }
 
 void
@@ -247,6 +256,7 @@ mp_core_stop(mp_core *core)
         uv_close((uv_handle_t *)&core->links[i].wake, NULL);
     if (core->sasl)
         mp_throttle_free(core);
+    mp_register_free(core);
 }
 
 void
@@ -266,6 +276,7 @@ mp_core_free(mp_core *core)
     mp_htab_free(&core->streams);
     mp_htab_free(&core->users);
     mp_modules_unload(core);
+    mp_acl_free(core->acl);
     if (core->sasl)
         mp_sasl_free(core->sasl);
     if (core->parser)

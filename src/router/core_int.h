@@ -43,6 +43,7 @@ typedef struct mp_cstream {
     uint8_t roster_requested;    /* gets roster pushes (RFC 6121 §2.1.6) */
     uint8_t initial_sent;        /* initial presence done: probes answered, offline flushed */
     struct mp_directed *directed; /* sent directed available presence outside the roster */
+    struct mp_privacy_list *privacy; /* active privacy list (XEP-0016); NULL: the default */
     char ip[46];
 } mp_cstream;
 
@@ -59,6 +60,7 @@ struct mp_user {
     mp_cstream *resources;
     int count;
     size_t bare_len;
+    struct mp_privacy *privacy; /* privacy lists (router/privacy.h), NULL when none */
     char bare[]; /* "node@domain" */
 };
 
@@ -87,11 +89,13 @@ struct mp_core {
     mp_htab users;   /* by bare JID */
     mp_htab iq_handlers;
     mp_htab throttle;
+    struct mp_reg_rates *reg_rates; /* register.c: accounts created per IP, lazily made */
     uv_timer_t throttle_gc;
     struct mp_module **modules;
     size_t nmodules;
     const char **features;
     size_t nfeatures;
+    char caps_ver[32]; /* XEP-0115 ver of the server's disco#info (caps.c), "" if none */
     mp_xml_parser *parser;
     mp_arena arena; /* per stanza, reset after each */
     mp_buf scratch; /* reply building */
@@ -100,6 +104,8 @@ struct mp_core {
     int64_t started_unix;
     mp_core_stats stats;
     int stopping;
+    struct mp_acl *acl; /* site policies (acl.c), recompiled on reload */
+    uint8_t amp_enabled; /* XEP-0079 rules applied (amp.c, switched by the amp module) */
 };
 
 /* core.c */
@@ -178,5 +184,6 @@ void mp_throttle_free(mp_core *core);
 /* register.c: in-band registration (XEP-0077) */
 /* An <iq/> carrying <query xmlns='jabber:iq:register'/> on a stream not yet authenticated. */
 void mp_register_preauth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *query);
+void mp_register_free(mp_core *core);
 
 #endif

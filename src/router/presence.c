@@ -2,7 +2,10 @@
  * Subscription states come from the roster in storage; the state machine is in
  * subscription.c. Presence of available resources is kept per session so probes are answered
  * from memory. */
+#include "router/amp.h"
 #include "router/core_int.h"
+#include "router/acl.h"
+#include "router/privacy.h"
 #include "router/subscription.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -59,9 +62,11 @@ send_simple(mp_core *core, const char *from, const char *to, const char *type)
     mp_xml_escape_attr(&b, from, strlen(from));
     mp_buf_puts(&b, "' to='");
     mp_xml_escape_attr(&b, to, strlen(to));
+    /* XEP-0016: unavailable is a notification, subscription stanzas only 'all' items block */
+    int what = strcmp(type, "unavailable") == 0 ? MP_PRIV_PIN : MP_PRIV_OTHER;
     if (mp_buf_printf(&b, "' type='%s'/>", type) == 0) {
         for (mp_cstream *r = u->resources; r; r = r->next_res)
-            if (r->available)
+            if (r->available && !mp_privacy_blocks(core, r, what, from, strlen(from)))
                 mp_core_send(core, r, b.data, b.len);
     }
     mp_buf_free(&b);
@@ -77,14 +82,15 @@ send_presence_of(mp_core *core, const char *user, const char *contact, int unava
     if (!u || !c)
         return;
     for (mp_cstream *r = u->resources; r; r = r->next_res) {
-        if (!r->available)
+        if (!r->available || mp_privacy_blocks(core, r, MP_PRIV_POUT, contact, strlen(contact)))
             continue;
         if (unavailable) {
             send_simple(core, r->full, contact, "unavailable");
             continue;
         }
         for (mp_cstream *t = c->resources; t; t = t->next_res)
-            if (t->available && r->presence)
+            if (t->available && r->presence &&
+                !mp_privacy_blocks(core, t, MP_PRIV_PIN, r->full, r->full_len))
                 mp_deliver_to(core, t, r->presence, r->presence_len, contact, strlen(contact));
     }
 }
@@ -200,10 +206,14 @@ bcast_item(const mp_roster_item *it, void *ud)
 {
     bcast *bc = ud;
     mp_core *core = bc->core;
+    if (!mp_acl_presence_visible(core, bc->s->full, it->jid))
+        return 0; /* acl.see_presence: items from before the policy stay silent */
     mp_user *c = mp_core_user(core, it->jid, strlen(it->jid));
-    if ((it->state & MP_SUB_FROM) && c) {
+    if ((it->state & MP_SUB_FROM) && c &&
+        !mp_privacy_blocks(core, bc->s, MP_PRIV_POUT, it->jid, strlen(it->jid))) {
         for (mp_cstream *t = c->resources; t; t = t->next_res)
-            if (t->available)
+            if (t->available && !mp_privacy_blocks(core, t, MP_PRIV_PIN, bc->s->full,
+                                                   bc->s->full_len))
                 mp_deliver_to(core, t, bc->bytes, bc->len, it->jid, strlen(it->jid));
     }
     if (!bc->initial)
@@ -212,11 +222,14 @@ bcast_item(const mp_roster_item *it, void *ud)
      * subscription requests that waited for the user. */
     if ((it->state & MP_SUB_TO) && c) {
         for (mp_cstream *r = c->resources; r; r = r->next_res)
-            if (r->available && r->presence)
+            if (r->available && r->presence &&
+                !mp_privacy_blocks(core, r, MP_PRIV_POUT, bc->s->full, bc->s->full_len) &&
+                !mp_privacy_blocks(core, bc->s, MP_PRIV_PIN, r->full, r->full_len))
                 mp_deliver_to(core, bc->s, r->presence, r->presence_len, bc->s->full,
                               bc->s->full_len);
     }
-    if (it->state & MP_SUB_PENDING_IN) {
+    if ((it->state & MP_SUB_PENDING_IN) &&
+        !mp_privacy_blocks(core, bc->s, MP_PRIV_OTHER, it->jid, strlen(it->jid))) {
         mp_buf b = {0};
         mp_buf_puts(&b, "<presence from='");
         mp_xml_escape_attr(&b, it->jid, strlen(it->jid));
@@ -270,8 +283,10 @@ go_unavailable(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
         char bare[JID_MAX];
         int bl = mp_jid_bare(&j, bare, sizeof bare);
         mp_user *u = bl > 0 ? mp_core_user(core, bare, (size_t)bl) : NULL;
+        if (mp_privacy_blocks(core, s, MP_PRIV_POUT, d->jid, d->len))
+            continue;
         for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
-            if (r->available)
+            if (r->available && !mp_privacy_blocks(core, r, MP_PRIV_PIN, s->full, s->full_len))
                 mp_deliver_to(core, r, bytes, len, d->jid, d->len);
     }
     directed_free(s);
@@ -345,6 +360,10 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
     int bl = mp_jid_bare(to, bare, sizeof bare);
     if (bl < 0 || !to->node_len || !mp_config_is_host(core->cfg, to->domain, to->domain_len))
         return; /* presence to servers and remote users is dropped until federation */
+    if (!mp_acl_presence_visible(core, s->full, bare))
+        return; /* acl.see_presence */
+    if (mp_privacy_blocks(core, s, MP_PRIV_POUT, mp_frame_to(f), f->to_len))
+        return; /* XEP-0016 presence-out, XEP-0126 invisibility */
     mp_user *u = mp_core_user(core, bare, (size_t)bl);
     for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res) {
         if (to->resource_len) {
@@ -354,6 +373,8 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         } else if (!r->available) {
             continue;
         }
+        if (mp_privacy_blocks(core, r, MP_PRIV_PIN, s->full, s->full_len))
+            continue;
         core->stats.stanzas_routed++;
         mp_core_send(core, r, mp_frame_payload(f), f->payload_len);
     }
@@ -384,7 +405,9 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
     int sub = mp_sub_type_parse(mp_frame_type(f), f->type_len);
     if (sub >= 0) {
         char bare[JID_MAX];
-        if (to.node_len && mp_jid_bare(&to, bare, sizeof bare) > 0)
+        if (to.node_len && mp_jid_bare(&to, bare, sizeof bare) > 0 &&
+            !mp_acl_subscription_refused(core, s, f, bare, sub) &&
+            !mp_privacy_blocks(core, s, MP_PRIV_OTHER, bare, strlen(bare)))
             mp_presence_subscription(core, s, bare, sub, 1);
         return;
     }
@@ -445,6 +468,8 @@ flush_one(const char *stanza, size_t len, int64_t stamp, void *ud)
 {
     flush_ctx *fc = ud;
     mp_core *core = fc->core;
+    if (mp_amp_offline(core, fc->s, stanza, len))
+        return 0; /* XEP-0079 expire-at passed while it waited */
     time_t t = (time_t)stamp;
     struct tm tm;
     char when[32];

@@ -3,8 +3,8 @@
  * after authentication the same namespace changes the account's password (§3.3) or cancels
  * the account (§3.2), served as IQ handlers for the account.
  *
- * Creation is counted per IP address over register.window in a small fixed table: it needs no
- * timer and no freeing, and an attacker with more than RATE_SLOTS addresses gains nothing a
+ * Creation is counted per IP address over register.window in a small fixed table made on the
+ * first registration attempt: it needs no timer, and an attacker with more than RATE_SLOTS addresses gains nothing a
  * per-address limit could have stopped anyway. Passwords are never logged and their copies
  * are wiped. */
 #include "router/core_int.h"
@@ -30,8 +30,17 @@ typedef struct reg_rate {
     int count;
 } reg_rate;
 
-static reg_rate rates[RATE_SLOTS];
-static size_t nrates;
+struct mp_reg_rates {
+    size_t n;
+    reg_rate slot[RATE_SLOTS];
+};
+
+void
+mp_register_free(mp_core *core)
+{
+    free(core->reg_rates);
+    core->reg_rates = NULL;
+}
 
 /* The slot of ip with its window restarted if it has passed; a new slot (taking the oldest
  * one when the table is full) only when create is set. */
@@ -40,9 +49,14 @@ rate_find(mp_core *core, const char *ip, int create)
 {
     uint64_t now = uv_now(core->loop);
     uint64_t window = (uint64_t)core->cfg->register_window * 1000;
+    if (!core->reg_rates && create)
+        core->reg_rates = calloc(1, sizeof *core->reg_rates);
+    struct mp_reg_rates *t = core->reg_rates;
+    if (!t)
+        return NULL;
     reg_rate *oldest = NULL;
-    for (size_t i = 0; i < nrates; i++) {
-        reg_rate *r = &rates[i];
+    for (size_t i = 0; i < t->n; i++) {
+        reg_rate *r = &t->slot[i];
         if (strcmp(r->ip, ip) == 0) {
             if (now - r->first_ms > window) {
                 r->first_ms = now;
@@ -55,7 +69,7 @@ rate_find(mp_core *core, const char *ip, int create)
     }
     if (!create)
         return NULL;
-    reg_rate *r = nrates < RATE_SLOTS ? &rates[nrates++] : oldest;
+    reg_rate *r = t->n < RATE_SLOTS ? &t->slot[t->n++] : oldest;
     snprintf(r->ip, sizeof r->ip, "%s", ip);
     r->first_ms = now;
     r->count = 0;

@@ -2,6 +2,9 @@
  * the attributes the mux extracted; its bytes are passed on as they came (already stamped
  * with the sender's full JID), never re-parsed. */
 #include "router/core_int.h"
+#include "router/amp.h"
+#include "router/announce.h"
+#include "router/privacy.h"
 #include "magpie/module.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -62,9 +65,9 @@ deliver(mp_core *core, mp_cstream *to, const mp_frame *f)
 /* RFC 6121 §8.5.2: a message to a bare JID goes to the available resources of highest
  * non-negative priority (all of them for headlines). Returns how many got it. */
 static int
-deliver_bare_message(mp_core *core, mp_user *u, const mp_frame *f)
+deliver_bare_message(mp_core *core, mp_cstream *from, mp_user *u, const mp_frame *f)
 {
-    int best = -1, n = 0;
+    int best = -1, n = 0, blocked = 0;
     int headline = mp_frame_type_is(f, "headline");
     for (mp_cstream *r = u->resources; r; r = r->next_res)
         if (r->available && r->priority > best)
@@ -73,11 +76,15 @@ deliver_bare_message(mp_core *core, mp_user *u, const mp_frame *f)
         return 0;
     for (mp_cstream *r = u->resources; r; r = r->next_res) {
         if (r->available && r->priority >= 0 && (headline || r->priority == best)) {
+            if (mp_privacy_blocks(core, r, MP_PRIV_MESSAGE, from->full, from->full_len)) {
+                blocked = 1;
+                continue;
+            }
             deliver(core, r, f);
             n++;
         }
     }
-    return n;
+    return n || !blocked ? n : -1; /* -1: the privacy lists refused it */
 }
 
 static void
@@ -87,11 +94,17 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
     int blen = mp_jid_bare(to, bare, sizeof bare);
     mp_user *u = blen > 0 ? mp_core_user(core, bare, (size_t)blen) : NULL;
     int kind = f->el_kind;
+    if (kind == MP_EL_MESSAGE && mp_amp_route(core, from, f, to, u))
+        return; /* XEP-0079 rules dropped, bounced or refused it */
     if (to->resource_len) {
         for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res) {
             if (r->full_len - r->bare_len - 1 == to->resource_len &&
                 memcmp(r->full + r->bare_len + 1, to->resource, to->resource_len) == 0) {
-                deliver(core, r, f);
+                if (mp_privacy_blocks(core, r, kind == MP_EL_IQ ? MP_PRIV_IQ : MP_PRIV_MESSAGE,
+                                      from->full, from->full_len))
+                    bounce(core, from, f, "cancel", "service-unavailable"); /* XEP-0016 */
+                else
+                    deliver(core, r, f);
                 return;
             }
         }
@@ -111,10 +124,15 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
             bounce(core, from, f, "cancel", "service-unavailable");
             return;
         }
-        if (u && deliver_bare_message(core, u, f) > 0)
+        int n = u ? deliver_bare_message(core, from, u, f) : 0;
+        if (n > 0 || mp_frame_type_is(f, "headline"))
             return;
-        if (mp_frame_type_is(f, "headline"))
+        /* XEP-0016 §2.13: refused by the lists of the resources, or offline by the default */
+        if (n < 0 || mp_privacy_blocks_account(core, u, to->domain, to->node, MP_PRIV_MESSAGE,
+                                               from->full, from->full_len)) {
+            bounce(core, from, f, "cancel", "service-unavailable");
             return;
+        }
         /* No available resource (RFC 6121 §8.5.2.2): keep it for the account (XEP-0160). */
         switch (mp_offline_store(core, to->domain, to->node, f)) {
         case 0:
@@ -130,7 +148,9 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
             return;
         }
     case MP_EL_IQ:
-        if (mp_iq_dispatch(core, from, f, MP_TARGET_ACCOUNT, bare) != 0)
+        if (mp_privacy_blocks_account(core, u, to->domain, to->node, MP_PRIV_IQ, from->full,
+                                      from->full_len) ||
+            mp_iq_dispatch(core, from, f, MP_TARGET_ACCOUNT, bare) != 0)
             bounce(core, from, f, "cancel", "service-unavailable");
         return;
     default:
@@ -168,6 +188,8 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
         }
         }
     }
+    if (mp_privacy_outgoing(core, s, f))
+        return; /* XEP-0191 §3.3: the user blocked the recipient */
     mp_jid to;
     if (mp_jid_prep(mp_frame_to(f), f->to_len, &to) < 0) {
         if (kind != MP_EL_PRESENCE)
@@ -189,6 +211,8 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
             bounce(core, s, f, "cancel", "service-unavailable");
         return;
     }
+    if (kind == MP_EL_MESSAGE && to.resource_len && mp_announce_route(core, s, f, &to))
+        return; /* <host>/announce/online */
     if (kind == MP_EL_IQ || (kind == MP_EL_MESSAGE && to.resource_len))
         bounce(core, s, f, "cancel", "service-unavailable");
     /* Messages and presence to the server itself are accepted and dropped. */

@@ -1,6 +1,8 @@
 /* Client stream negotiation on the core: stream features, SASL, resource binding. The mux
  * owns the bytes and TLS; the core owns who somebody is. */
 #include "router/core_int.h"
+#include "router/caps.h"
+#include "router/privacy.h"
 #include "auth/sasl.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -13,10 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_IQ_AUTH "jabber:iq:auth"
 
 static void
 channel_of(const mp_cstream *s, mp_sasl_channel *ch)
@@ -55,7 +61,7 @@ mp_cstream_features(mp_core *core, mp_cstream *s)
                                  "</starttls>"
                                : "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         if (s->tls || !cfg->tls_required) {
-            char mechs[512];
+            char mechs[512] = "";
             mp_sasl_channel ch;
             channel_of(s, &ch);
             if (mp_sasl_mechanisms_xml(core->sasl, &ch, mechs, sizeof mechs) > 0) {
@@ -63,6 +69,10 @@ mp_cstream_features(mp_core *core, mp_cstream *s)
                 mp_buf_puts(b, mechs);
                 mp_buf_puts(b, "</mechanisms>");
             }
+            /* XEP-0078 §4: legacy login checks a plaintext password exactly as PLAIN does,
+             * so it is offered where PLAIN is. */
+            if (cfg->legacy_auth && strstr(mechs, "<mechanism>PLAIN</mechanism>"))
+                mp_buf_puts(b, "<auth xmlns='http://jabber.org/features/iq-auth'/>");
             if (ch.exporter || ch.endpoint) {
                 /* XEP-0440: which channel bindings this server can do. */
                 mp_buf_puts(b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>");
@@ -83,11 +93,18 @@ mp_cstream_features(mp_core *core, mp_cstream *s)
         mp_buf_puts(b, "<bind xmlns='" NS_BIND "'/>"
                        "<session xmlns='" NS_SESSION "'><optional/></session>"
                        "<sub xmlns='urn:xmpp:features:pre-approval'/>"); /* RFC 6121 §3.4 */
+        const char *ver = mp_core_caps_ver(core);
+        if (ver[0]) /* XEP-0115 §6.3: the server's own capabilities */
+            mp_buf_printf(
+                b, "<c xmlns='" MP_NS_CAPS "' hash='sha-1' node='" MP_CAPS_NODE "' ver='%s'/>",
+                ver);
         mp_buf_printf(b,
                       "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
                       "</limits>",
                       cfg->max_stanza_size);
     }
+    if (core->amp_enabled) /* XEP-0079 §9 */
+        mp_buf_puts(b, "<amp xmlns='http://jabber.org/features/amp'/>");
     if (mp_buf_puts(b, "</stream:features>") < 0) {
         mp_core_close_stream(core, s, "resource-constraint", NULL);
         return;
@@ -121,30 +138,36 @@ delayed_fire(uv_timer_t *t)
     uv_close((uv_handle_t *)t, delayed_closed);
 }
 
+/* Send a failed login's answer after delay_ms: slows down guessing; the core does not wait. */
+static void
+send_later(mp_core *core, mp_cstream *s, const char *bytes, size_t len, int delay_ms)
+{
+    if (delay_ms <= 0) {
+        mp_core_send(core, s, bytes, len);
+        return;
+    }
+    delayed_reply *d = malloc(sizeof *d + len);
+    if (!d) {
+        mp_core_send(core, s, bytes, len);
+        return;
+    }
+    d->core = core;
+    d->link = s->link;
+    d->conn = s->conn;
+    d->len = len;
+    memcpy(d->bytes, bytes, len);
+    uv_timer_init(core->loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, delayed_fire, (uint64_t)delay_ms, 0);
+}
+
 static void
 sasl_failure(mp_core *core, mp_cstream *s, int failure, int delay_ms)
 {
     char buf[160];
     int n = snprintf(buf, sizeof buf, "<failure xmlns='" NS_SASL "'><%s/></failure>",
                      mp_sasl_failure_name(failure));
-    if (delay_ms <= 0) {
-        mp_core_send(core, s, buf, (size_t)n);
-        return;
-    }
-    /* Slow down guessing: the answer waits, the core does not. */
-    delayed_reply *d = malloc(sizeof *d + (size_t)n);
-    if (!d) {
-        mp_core_send(core, s, buf, (size_t)n);
-        return;
-    }
-    d->core = core;
-    d->link = s->link;
-    d->conn = s->conn;
-    d->len = (size_t)n;
-    memcpy(d->bytes, buf, (size_t)n);
-    uv_timer_init(core->loop, &d->timer);
-    d->timer.data = d;
-    uv_timer_start(&d->timer, delayed_fire, (uint64_t)delay_ms, 0);
+    send_later(core, s, buf, (size_t)n, delay_ms);
 }
 
 static void
@@ -262,11 +285,10 @@ sasl_element(mp_core *core, mp_cstream *s, const mp_xnode *el)
 
 /* An IQ answer on a stream that has no bound JID yet (bind, in-band registration): no 'to'.
  * etype NULL means type='result', with payload (serialized, may be NULL) inside. */
-void
-mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *from,
-                    const char *etype, const char *cond, const char *payload)
+static int
+iq_reply_build(mp_buf *b, const char *id, const char *from, const char *etype, const char *cond,
+               const char *payload)
 {
-    mp_buf *b = &core->scratch;
     b->len = 0;
     int rc = mp_buf_printf(b, "<iq type='%s' id='", etype ? "error" : "result");
     rc |= mp_xml_escape_attr(b, id, strlen(id));
@@ -281,33 +303,47 @@ mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *fr
         rc |= mp_buf_printf(b, "'>%s</iq>", payload);
     else
         rc |= mp_buf_puts(b, "'/>");
-    if (rc < 0) {
+    return rc;
+}
+
+void
+mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *from,
+                    const char *etype, const char *cond, const char *payload)
+{
+    mp_buf *b = &core->scratch;
+    if (iq_reply_build(b, id, from, etype, cond, payload) < 0) {
         mp_core_close_stream(core, s, "resource-constraint", NULL);
         return;
     }
     mp_core_send(core, s, b->data, b->len);
 }
 
+/* A stanza error to a failed login, delayed like a SASL failure. */
 static void
-bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *bind)
+delayed_iq_error(mp_core *core, mp_cstream *s, const char *id, const char *from, const char *etype,
+                 const char *cond, int delay_ms)
+{
+    mp_buf *b = &core->scratch;
+    if (iq_reply_build(b, id, from, etype, cond, NULL) < 0) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
+    send_later(core, s, b->data, b->len, delay_ms);
+}
+
+/* Bind resource res (resourceprep'd, "" lets the server choose) for the authenticated s->node
+ * (RFC 6120 §7): the conflict policy, then the session limit. On success s is CS_BOUND and
+ * s->full is set; otherwise *etype and *cond name the stanza error, nothing changed. May close
+ * the stream the new one replaces (which uses core->scratch). */
+static int
+bind_session(mp_core *core, mp_cstream *s, const char *res_in, const char **etype,
+             const char **cond)
 {
     const mp_config *cfg = core->cfg;
-    const char *id = mp_xnode_attr(iq, "id");
-    const char *type = mp_xnode_attr(iq, "type");
-    if (!id || !type || strcmp(type, "set") != 0) {
-        mp_core_close_stream(core, s, "not-authorized", NULL);
-        return;
-    }
     char res[MP_JID_PART_MAX + 1];
-    const mp_xnode *r = mp_xnode_child(bind, NS_BIND, "resource");
-    int rlen = 0;
-    if (r && r->text_len)
-        rlen = mp_jid_resourceprep(r->text, r->text_len, res, sizeof res);
-    if (rlen < 0) {
-        mp_cstream_iq_reply(core, s, id, NULL, "modify", "bad-request", NULL);
-        return;
-    }
-    if (rlen == 0) {
+    if (res_in[0]) {
+        snprintf(res, sizeof res, "%s", res_in);
+    } else {
         /* server-chosen resource (RFC 6120 §7.6.2.1); mp_random_token ends the string */
         memcpy(res, "magpie-", 7);
         mp_random_token(res + 7, 12);
@@ -316,14 +352,17 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
     char full[3 * MP_JID_PART_MAX + 3];
     int blen = snprintf(full, sizeof full, "%s@%s", s->node, host);
     int flen = snprintf(full + blen, sizeof full - (size_t)blen, "/%s", res) + blen;
+    *etype = "wait";
+    *cond = "resource-constraint";
     mp_user *u = mp_core_user(core, full, (size_t)blen);
     if (u) {
         for (mp_cstream *o = u->resources; o; o = o->next_res) {
             if (o->full_len != (size_t)flen || memcmp(o->full, full, (size_t)flen) != 0)
                 continue;
             if (cfg->conflict_policy == MP_CONFLICT_REFUSE) {
-                mp_cstream_iq_reply(core, s, id, NULL, "cancel", "conflict", NULL);
-                return;
+                *etype = "cancel";
+                *cond = "conflict";
+                return MP_EEXIST;
             }
             mp_info("conn %016llx: %s replaces the session on conn %016llx",
                     (unsigned long long)s->conn, full, (unsigned long long)o->conn);
@@ -331,17 +370,14 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
             break;
         }
         u = mp_core_user(core, full, (size_t)blen);
-        if (u && u->count >= cfg->max_sessions_per_user) {
-            mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
-            return;
-        }
+        if (u && u->count >= cfg->max_sessions_per_user)
+            return MP_ELIMIT;
     }
     if (!u) {
         u = calloc(1, sizeof *u + (size_t)blen + 1);
         if (!u || mp_htab_insert(&core->users, &u->by_bare, mp_hash_str(full, (size_t)blen)) < 0) {
             free(u);
-            mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
-            return;
+            return MP_ENOMEM;
         }
         memcpy(u->bare, full, (size_t)blen);
         u->bare_len = (size_t)blen;
@@ -352,8 +388,7 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
             mp_htab_remove(&core->users, &u->by_bare);
             free(u);
         }
-        mp_cstream_iq_reply(core, s, id, NULL, "wait", "resource-constraint", NULL);
-        return;
+        return MP_ENOMEM;
     }
     s->full_len = (size_t)flen;
     s->bare_len = (size_t)blen;
@@ -362,19 +397,242 @@ bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *
     u->resources = s;
     u->count++;
     s->state = CS_BOUND;
+    mp_privacy_bind(core, s); /* XEP-0016: the account's lists, on its first resource */
     core->stats.sessions++;
     mp_info("conn %016llx (%s): bound %s", (unsigned long long)s->conn, s->ip, full);
+    return 0;
+}
+
+static void
+bind_resource(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *bind)
+{
+    const char *id = mp_xnode_attr(iq, "id");
+    const char *type = mp_xnode_attr(iq, "type");
+    if (!id || !type || strcmp(type, "set") != 0) {
+        mp_core_close_stream(core, s, "not-authorized", NULL);
+        return;
+    }
+    char res[MP_JID_PART_MAX + 1] = "";
+    const mp_xnode *r = mp_xnode_child(bind, NS_BIND, "resource");
+    if (r && r->text_len && mp_jid_resourceprep(r->text, r->text_len, res, sizeof res) < 0) {
+        mp_cstream_iq_reply(core, s, id, NULL, "modify", "bad-request", NULL);
+        return;
+    }
+    const char *etype, *cond;
+    if (bind_session(core, s, res, &etype, &cond) < 0) {
+        mp_cstream_iq_reply(core, s, id, NULL, etype, cond, NULL);
+        return;
+    }
     mp_buf *b = &core->scratch;
     b->len = 0;
     mp_buf_puts(b, "<iq type='result' id='");
     mp_xml_escape_attr(b, id, strlen(id));
     mp_buf_puts(b, "'><bind xmlns='" NS_BIND "'><jid>");
-    mp_xml_escape_text(b, full, (size_t)flen);
+    mp_xml_escape_text(b, s->full, s->full_len);
     if (mp_buf_puts(b, "</jid></bind></iq>") < 0) {
         mp_core_close_stream(core, s, "resource-constraint", NULL);
         return;
     }
-    mp_core_send_frame(core, s->link, MP_LF_BOUND, s->conn, full, (size_t)flen, b->data, b->len);
+    mp_core_send_frame(core, s->link, MP_LF_BOUND, s->conn, s->full, s->full_len, b->data, b->len);
+}
+
+/* ---- non-SASL authentication (XEP-0078) ---- */
+
+/* A child's text, or NULL when the child is absent or empty. */
+static const char *
+field_text(const mp_xnode *query, const char *name)
+{
+    const mp_xnode *n = mp_xnode_child(query, NS_IQ_AUTH, name);
+    return n && n->text_len ? n->text : NULL;
+}
+
+/* Check user's password as a SASL PLAIN exchange would: the same stored-key check, the same
+ * answer for unknown users, the same storage failure handling. Returns MP_SASL_SUCCESS (the
+ * prepared local part copied to node) or MP_SASL_FAILURE with *failure set; *attempted gets
+ * the nodeprep'd name tried (for the throttle), "" when it was no valid local part. */
+static int
+check_password(mp_core *core, mp_cstream *s, const char *user, const char *password, char *node,
+               size_t node_cap, char *attempted, size_t att_cap, int *failure)
+{
+    size_t ul = strlen(user), pl = strlen(password);
+    size_t msg_len = 1 + ul + 1 + pl;
+    char *msg = malloc(msg_len);
+    size_t b64_cap = 4 * ((msg_len + 2) / 3) + 1;
+    char *b64 = malloc(b64_cap);
+    int r = MP_SASL_FAILURE;
+    mp_sasl_session *ss = NULL;
+    *failure = MP_SASL_F_TEMPORARY_AUTH_FAILURE;
+    attempted[0] = '\0';
+    if (!msg || !b64)
+        goto out;
+    /* PLAIN message: empty authzid, authcid, password */
+    msg[0] = '\0';
+    memcpy(msg + 1, user, ul);
+    msg[1 + ul] = '\0';
+    memcpy(msg + 2 + ul, password, pl);
+    int n = EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)msg, (int)msg_len);
+    mp_sasl_channel ch;
+    channel_of(s, &ch);
+    if (mp_sasl_start(core->sasl, "PLAIN", core->cfg->hosts[s->host], &ch, &ss) < 0) {
+        *failure = MP_SASL_F_INVALID_MECHANISM;
+        goto out;
+    }
+    char *extra = NULL;
+    *failure = 0;
+    r = mp_sasl_step(ss, b64, (size_t)n, &extra, failure);
+    free(extra);
+    const char *who = r == MP_SASL_SUCCESS ? mp_sasl_username(ss) : mp_sasl_attempted_user(ss);
+    if (who)
+        snprintf(attempted, att_cap, "%s", who);
+    if (r == MP_SASL_SUCCESS)
+        snprintf(node, node_cap, "%s", who ? who : "");
+    if (r == MP_SASL_SUCCESS && !who)
+        r = MP_SASL_FAILURE; /* cannot happen: PLAIN names a user */
+    if (r != MP_SASL_SUCCESS && !*failure)
+        *failure = MP_SASL_F_NOT_AUTHORIZED;
+out:
+    if (ss)
+        mp_sasl_session_free(ss);
+    if (msg)
+        OPENSSL_cleanse(msg, msg_len);
+    if (b64)
+        OPENSSL_cleanse(b64, b64_cap);
+    free(msg);
+    free(b64);
+    return r;
+}
+
+static void
+legacy_set(mp_core *core, mp_cstream *s, const char *id, const char *from, const mp_xnode *q)
+{
+    const char *user = field_text(q, "username");
+    const char *password = field_text(q, "password");
+    const char *resource = field_text(q, "resource");
+    /* XEP-0078 §3: every field is required; digest is not offered (we keep no password). */
+    if (!user || !password || !resource) {
+        mp_cstream_iq_reply(core, s, id, from, "modify", "not-acceptable", NULL);
+        return;
+    }
+    char res[MP_JID_PART_MAX + 1];
+    if (mp_jid_resourceprep(resource, strlen(resource), res, sizeof res) <= 0) {
+        mp_cstream_iq_reply(core, s, id, from, "modify", "not-acceptable", NULL);
+        return;
+    }
+    const char *host = core->cfg->hosts[s->host];
+    char account[2 * MP_JID_PART_MAX + 2];
+    char named[MP_JID_PART_MAX + 1];
+    /* The throttle keys on the prepared account; refuse before any password work. */
+    int nl = mp_jid_nodeprep(user, strlen(user), named, sizeof named);
+    snprintf(account, sizeof account, "%s@%s", nl > 0 ? named : "", host);
+    if (mp_throttle_check(core, s->ip, nl > 0 ? account : NULL)) {
+        mp_info("conn %016llx (%s): too many failed logins, refusing for now",
+                (unsigned long long)s->conn, s->ip);
+        mp_cstream_iq_reply(core, s, id, from, "wait", "policy-violation", NULL);
+        return;
+    }
+    char node[MP_JID_PART_MAX + 1], attempted[MP_JID_PART_MAX + 1];
+    int failure = 0;
+    int r = check_password(core, s, user, password, node, sizeof node, attempted, sizeof attempted,
+                           &failure);
+    if (r != MP_SASL_SUCCESS) {
+        if (failure == MP_SASL_F_INVALID_MECHANISM) {
+            /* PLAIN switched off in sasl.mechanisms: so is this. */
+            mp_cstream_iq_reply(core, s, id, from, "cancel", "service-unavailable", NULL);
+            return;
+        }
+        if (failure == MP_SASL_F_TEMPORARY_AUTH_FAILURE) {
+            mp_cstream_iq_reply(core, s, id, from, "wait", "internal-server-error", NULL);
+            return;
+        }
+        snprintf(account, sizeof account, "%s@%s", attempted, host);
+        int delay = mp_throttle_failure(core, s->ip, attempted[0] ? account : NULL);
+        core->stats.auth_failed++;
+        mp_info("conn %016llx (%s): legacy authentication failed (%s)", (unsigned long long)s->conn,
+                s->ip, mp_sasl_failure_name(failure));
+        delayed_iq_error(core, s, id, from, "auth", "not-authorized", delay);
+        return;
+    }
+    snprintf(account, sizeof account, "%s@%s", node, host);
+    s->node = strdup(node);
+    if (!s->node) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
+    mp_throttle_success(core, account);
+    const char *etype, *cond;
+    if (bind_session(core, s, res, &etype, &cond) < 0) {
+        /* The password was right but the session is refused: not logged in, may retry. */
+        free(s->node);
+        s->node = NULL;
+        mp_cstream_iq_reply(core, s, id, from, etype, cond, NULL);
+        return;
+    }
+    mp_info("conn %016llx (%s): authenticated %s with legacy auth (XEP-0078)",
+            (unsigned long long)s->conn, s->ip, account);
+    core->stats.auth_ok++;
+    free(s->cb);
+    s->cb = NULL;
+    s->cb_len = 0;
+    mp_buf *b = &core->scratch;
+    if (iq_reply_build(b, id, from, NULL, NULL, NULL) < 0) {
+        mp_core_close_stream(core, s, "resource-constraint", NULL);
+        return;
+    }
+    /* Authenticated and bound in one step, no stream restart: MP_LF_BOUND on a stream the mux
+     * still counts as unauthenticated also lifts its pre-authentication limits. */
+    mp_core_send_frame(core, s->link, MP_LF_BOUND, s->conn, s->full, s->full_len, b->data, b->len);
+}
+
+/* <iq/> with <query xmlns='jabber:iq:auth'/> before authentication. */
+static void
+legacy_auth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *q)
+{
+    const mp_config *cfg = core->cfg;
+    const char *id = mp_xnode_attr(iq, "id");
+    const char *type = mp_xnode_attr(iq, "type");
+    const char *from = mp_xnode_attr(iq, "to") ? cfg->hosts[s->host] : NULL;
+    if (!id || !type) {
+        mp_core_close_stream(core, s, "not-authorized", NULL);
+        return;
+    }
+    int get = strcmp(type, "get") == 0;
+    if (!get && strcmp(type, "set") != 0) {
+        if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
+            mp_cstream_iq_reply(core, s, id, from, "modify", "bad-request", NULL);
+        return;
+    }
+    if (!cfg->legacy_auth) {
+        mp_cstream_iq_reply(core, s, id, from, "cancel", "service-unavailable", NULL);
+        return;
+    }
+    /* Not before TLS when TLS is required: the password would travel in clear. Nothing sent
+     * is looked at, so a wrong password cannot be told from a right one here. */
+    if (cfg->tls_required && !s->tls) {
+        mp_cstream_iq_reply(core, s, id, from, "cancel", "not-allowed", NULL);
+        return;
+    }
+    if (!get) {
+        legacy_set(core, s, id, from, q);
+        return;
+    }
+    /* XEP-0078 §3 example 2: the fields a set must carry; no <digest/>. */
+    const char *user = field_text(q, "username");
+    mp_buf p = {0};
+    int rc = mp_buf_puts(&p, "<query xmlns='" NS_IQ_AUTH "'>");
+    if (user) {
+        rc |= mp_buf_puts(&p, "<username>");
+        rc |= mp_xml_escape_text(&p, user, strlen(user));
+        rc |= mp_buf_puts(&p, "</username>");
+    } else {
+        rc |= mp_buf_puts(&p, "<username/>");
+    }
+    rc |= mp_buf_puts(&p, "<password/><resource/></query>");
+    rc |= mp_buf_append(&p, "", 1); /* a C string for mp_cstream_iq_reply */
+    if (rc < 0)
+        mp_cstream_iq_reply(core, s, id, from, "wait", "resource-constraint", NULL);
+    else
+        mp_cstream_iq_reply(core, s, id, from, NULL, NULL, p.data);
+    mp_buf_free(&p);
 }
 
 void
@@ -383,6 +641,7 @@ mp_cstream_unbind(mp_core *core, mp_cstream *s)
     mp_user *u = s->user;
     if (!u)
         return;
+    mp_privacy_unbind(core, s);
     for (mp_cstream **pp = &u->resources; *pp; pp = &(*pp)->next_res) {
         if (*pp == s) {
             *pp = s->next_res;
@@ -420,10 +679,14 @@ mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
     case CS_PREAUTH: {
         const mp_xnode *reg =
             f->el_kind == MP_EL_IQ ? mp_xnode_child(el, "jabber:iq:register", "query") : NULL;
+        const mp_xnode *lauth =
+            f->el_kind == MP_EL_IQ ? mp_xnode_child(el, NS_IQ_AUTH, "query") : NULL;
         if (sasl_ns)
             sasl_element(core, s, el);
         else if (reg)
             mp_register_preauth(core, s, el, reg);
+        else if (lauth)
+            legacy_auth(core, s, el, lauth);
         else
             mp_core_close_stream(core, s, "not-authorized", NULL);
         return;

@@ -42,6 +42,82 @@ typedef int (*mp_store_offline_cb)(const char *stanza, size_t len, int64_t stamp
 
 typedef int (*mp_store_user_cb)(const char *node, void *ud);
 
+/* ---- Message archive (XEP-0313). An archive belongs to an owner (domain, node): an account,
+ * or a MUC room (node "room", domain "conference.example.org"). ---- */
+
+/* Archive ids (XEP-0359 stanza-id): 16 URL-safe base64 characters from 96 random bits, unique
+ * in the database and not derived from anything, so an id reveals nothing and is never handed
+ * out twice, even after its message is deleted. */
+#define MP_ARCHIVE_ID_LEN 16
+#define MP_ARCHIVE_ID_SIZE (MP_ARCHIVE_ID_LEN + 1)
+/* archive_query returns at most this many items per page, whatever the caller asks. */
+#define MP_ARCHIVE_LIMIT_MAX 1000
+/* Longest fulltext search string accepted, in bytes (MP_ELIMIT above). */
+#define MP_ARCHIVE_FULLTEXT_MAX 1024
+
+/* mp_archive_item.direction: the owner received (IN) or sent (OUT) the message. */
+enum { MP_ARCHIVE_IN = 0, MP_ARCHIVE_OUT = 1 };
+
+/* One archived message. For archive_append the caller fills everything but id; the results of
+ * archive_query / archive_get_by_id carry every field, valid during the callback only. */
+typedef struct mp_archive_item {
+    const char *id;            /* archive id (MP_ARCHIVE_ID_LEN chars); ignored by append */
+    const char *with_jid;      /* bare JID of the other party, prepared; required */
+    const char *with_resource; /* its resource; NULL or "" when none (reads give "") */
+    int direction;             /* MP_ARCHIVE_IN or MP_ARCHIVE_OUT */
+    int64_t stamp;             /* when archived: microseconds since the epoch, UTC */
+    const char *origin_id;     /* XEP-0359 origin-id of the sender; NULL when none */
+    const char *body;          /* plain text indexed for fulltext search; NULL when none */
+    const char *stanza;        /* the message as stored (serialized XML) */
+    size_t len;                /* bytes of stanza; > 0 */
+} mp_archive_item;
+
+/* Called per item in chronological order (stamp, then order of arrival). A negative value is
+ * passed back to the caller; a positive one stops the query early. */
+typedef int (*mp_archive_cb)(const mp_archive_item *item, void *ud);
+
+/* Filters (ANDed; a zeroed struct with a limit asks for the first page of everything) and
+ * XEP-0059 paging. Ids from another owner count as unknown. */
+typedef struct mp_archive_query {
+    const char *with_jid;      /* NULL: any party; else only this bare JID */
+    const char *with_resource; /* with with_jid: NULL matches every resource, else exactly */
+    int has_start, has_end;    /* whether start / end apply */
+    int64_t start, end;        /* inclusive bounds on stamp, microseconds */
+    const char *fulltext;      /* NULL / blank: none; else every word must occur in the body
+                                * (case- and diacritic-insensitive, no operators, no prefixes) */
+    const char *after_id;      /* NULL: none; else only items after this id (next page) */
+    const char *before_id;     /* NULL: none; "": the last page; else items before this id. Set,
+                                * it pages backwards: the limit items nearest before it */
+    int64_t limit;             /* items per page, 0..; capped at MP_ARCHIVE_LIMIT_MAX. 0 still
+                                * fills complete and count */
+    int want_count;            /* compute mp_archive_page.count (one more indexed scan when
+                                * with, start, end or fulltext filter) */
+} mp_archive_query;
+
+/* What archive_query tells the module for <fin/> and <set/>. */
+typedef struct mp_archive_page {
+    char first[MP_ARCHIVE_ID_SIZE]; /* id of the first item delivered; "" when none */
+    char last[MP_ARCHIVE_ID_SIZE];  /* id of the last item delivered; "" when none */
+    int complete;                   /* 1: nothing more in the paging direction (forwards: after
+                                     * last; backwards: before first) */
+    int64_t count;                  /* items matching the filters ignoring paging; -1 when not
+                                     * asked for */
+    size_t n;                       /* items delivered */
+} mp_archive_page;
+
+/* Archiving preferences (XEP-0313 §6.1). */
+enum { MP_ARCHIVE_ALWAYS = 0, MP_ARCHIVE_NEVER = 1, MP_ARCHIVE_ROSTER = 2 };
+typedef struct mp_archive_prefs {
+    int default_mode;          /* MP_ARCHIVE_ALWAYS, _NEVER or _ROSTER */
+    const char *const *always; /* JIDs always archived */
+    size_t nalways;
+    const char *const *never; /* JIDs never archived */
+    size_t nnever;
+} mp_archive_prefs;
+
+/* Called once with the stored preferences, valid during the call only; its value is returned. */
+typedef int (*mp_archive_prefs_cb)(const mp_archive_prefs *prefs, void *ud);
+
 typedef struct mp_store_ops {
     const char *name;
     /* 0, MP_ENOTFOUND, or MP_EIO. */
@@ -49,7 +125,8 @@ typedef struct mp_store_ops {
     /* create: 1 = fail with MP_EEXIST if present, 0 = replace credentials (MP_ENOTFOUND if absent). */
     int (*user_put)(mp_store *st, const char *domain, const char *node, const mp_user_cred *cred,
                     int create);
-    /* 0 / MP_ENOTFOUND; also deletes the account's roster, offline queue and documents. */
+    /* 0 / MP_ENOTFOUND; also deletes the account's roster, offline queue, documents and message
+     * archive. */
     int (*user_delete)(mp_store *st, const char *domain, const char *node);
     /* Calls cb for each account of domain in node order; stops early if cb returns nonzero. */
     int (*user_list)(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud);
@@ -81,6 +158,40 @@ typedef struct mp_store_ops {
                     const char *key, struct mp_buf *out);
     int (*blob_put)(mp_store *st, const char *domain, const char *node, const char *kind,
                     const char *key, const char *data, size_t len);
+    /* ---- message archive; owner = (domain, node) ---- */
+    /* Store in->stanza (in->id ignored) and write its new archive id, NUL-terminated, to id_out
+     * (id_cap >= MP_ARCHIVE_ID_SIZE). With max_items > 0 and the owner holding that many already,
+     * the oldest go in the same transaction so the owner keeps max_items, this one included.
+     * 0, MP_EINVAL (missing field, id_cap too small) or MP_EIO. */
+    int (*archive_append)(mp_store *st, const char *domain, const char *node,
+                          const mp_archive_item *in, int64_t max_items, char *id_out,
+                          size_t id_cap);
+    /* One page of the owner's archive to cb (chronological order), described in *out.
+     * MP_ENOTFOUND when after_id / before_id is not an id of this owner; MP_EINVAL for a
+     * negative limit, MP_ELIMIT for a too long fulltext. An unknown owner has no items. */
+    int (*archive_query)(mp_store *st, const char *domain, const char *node,
+                         const mp_archive_query *q, mp_archive_cb cb, void *ud,
+                         mp_archive_page *out);
+    /* One item by archive id: 0 (cb called once, its positive value ignored) or MP_ENOTFOUND. */
+    int (*archive_get_by_id)(mp_store *st, const char *domain, const char *node, const char *id,
+                             mp_archive_cb cb, void *ud);
+    /* Every message and the preferences of the owner. 0 even when there was nothing. */
+    int (*archive_delete_owner)(mp_store *st, const char *domain, const char *node);
+    /* Retention: delete the messages of every owner stamped before cutoff_us. Returns how many
+     * went, or MP_E*. */
+    int64_t (*archive_purge_before)(mp_store *st, int64_t cutoff_us);
+    /* cb gets the owner's preferences: 0 (cb's value) or MP_ENOTFOUND when never set. */
+    int (*archive_prefs_get)(mp_store *st, const char *domain, const char *node,
+                             mp_archive_prefs_cb cb, void *ud);
+    /* Replace the preferences; NULL prefs forgets them (back to MP_ENOTFOUND). */
+    int (*archive_prefs_put)(mp_store *st, const char *domain, const char *node,
+                             const mp_archive_prefs *prefs);
+    /* Group commit: every write between batch_begin and batch_end joins one transaction, so a
+     * burst of archive_append costs one fsync instead of one each. batch_end commits (commit = 1)
+     * or rolls back; a crash before it loses the batch. Keep batches short (a timer of a few ms):
+     * other processes wait to write meanwhile. MP_EINVAL when one is already open / none is. */
+    int (*batch_begin)(mp_store *st);
+    int (*batch_end)(mp_store *st, int commit);
     void (*close)(mp_store *st);
 } mp_store_ops;
 

@@ -1,6 +1,7 @@
 /* TLS over memory BIOs with OpenSSL 3: the event loop owns the socket and moves ciphertext
  * in and out; this unit only turns it into plaintext and back. */
 #include "stream/tls.h"
+#include "stream/tls13_record.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -45,11 +46,29 @@ enum {
     CONN_DONE = 1u << 0,   /* handshake finished once; stays set */
     CONN_FAILED = 1u << 1, /* fatal error seen: every later call fails */
     CONN_CLOSED = 1u << 2, /* close_notify received */
+    /* Record accounting for the takeover (TLS 1.3 only, see mp_tls_conn_shrink). */
+    CONN_APP_RD = 1u << 3,      /* client Finished read: its records use application keys */
+    CONN_APP_WR = 1u << 4,      /* our Finished written: so do ours */
+    CONN_NO_TAKEOVER = 1u << 5, /* something happened under OpenSSL we cannot account for */
+    CONN_HAVE_CLIENT = 1u << 6, /* CLIENT_TRAFFIC_SECRET_0 captured */
+    CONN_HAVE_SERVER = 1u << 7, /* SERVER_TRAFFIC_SECRET_0 captured */
+    CONN_OWN = 1u << 8,         /* taken over: ssl is NULL, own->rec carries the records */
+    CONN_ALPN = 1u << 9,        /* xmpp-client was selected (kept across the takeover) */
+};
+
+/* What our own record layer needs once OpenSSL is gone. Allocated when the handshake logs its
+ * first application traffic secret, so TLS 1.2 connections never have one. */
+struct own {
+    mp_tls13 rec;
+    SSL_CTX *ssl_ctx; /* referenced: the certificate for tls-server-end-point */
+    unsigned char exporter[EXPORTER_LEN];
 };
 
 /* Kept minimal on purpose: one per client connection. The BIOs hang off the SSL. */
 struct mp_tls_conn {
-    SSL *ssl;
+    SSL *ssl;        /* NULL after the takeover */
+    struct own *own; /* secrets during the handshake, the record layer after the takeover */
+    uint64_t rd_seq, wr_seq; /* application-key records OpenSSL read and wrote */
     unsigned flags;
 };
 
@@ -404,6 +423,89 @@ alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const un
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* ---- record accounting for the takeover ------------------------------------------------ */
+
+static int
+hex_nibble(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The only way OpenSSL 3.0 hands out TLS 1.3 traffic secrets: its NSS key log line,
+ * "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>". Nothing is written anywhere; the secrets
+ * stay in the connection (wiped on free) in case it goes idle. */
+static void
+keylog_cb(const SSL *ssl, const char *line)
+{
+    mp_tls_conn *c = SSL_get_app_data(ssl);
+    static const char cli[] = "CLIENT_TRAFFIC_SECRET_0 ", srv[] = "SERVER_TRAFFIC_SECRET_0 ";
+    int is_client = strncmp(line, cli, sizeof cli - 1) == 0;
+    if (!c || (!is_client && strncmp(line, srv, sizeof srv - 1) != 0))
+        return;
+    const char *hex = strrchr(line, ' ');
+    size_t n = hex ? strlen(++hex) : 0;
+    if (n != 64 && n != 96) {
+        c->flags |= CONN_NO_TAKEOVER;
+        return;
+    }
+    if (!c->own && !(c->own = calloc(1, sizeof *c->own))) {
+        c->flags |= CONN_NO_TAKEOVER; /* out of memory only costs the takeover */
+        return;
+    }
+    /* Until the takeover, rd.secret holds the client's secret and wr.secret ours. */
+    unsigned char *dst = is_client ? c->own->rec.rd.secret : c->own->rec.wr.secret;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            c->flags |= CONN_NO_TAKEOVER;
+            return;
+        }
+        dst[i] = (unsigned char)(hi << 4 | lo);
+    }
+    c->own->rec.secret_len = (uint8_t)(n / 2);
+    c->flags |= is_client ? CONN_HAVE_CLIENT : CONN_HAVE_SERVER;
+}
+
+/* Counts the records protected with the application traffic keys, the sequence numbers
+ * OpenSSL 3.0 has no getter for. OpenSSL reports each record header as it reads or writes it,
+ * and each handshake message after it was read or written: the Finished messages mark where
+ * the keys changed. Only records that claim to be application data carry a sequence number
+ * (a TLS 1.3 change_cipher_spec is unprotected). Any handshake message after that other than
+ * the NewSessionTickets we send (a KeyUpdate, say) moves keys we cannot follow: no takeover. */
+static void
+msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+       void *arg)
+{
+    mp_tls_conn *c = SSL_get_app_data(ssl);
+    const unsigned char *p = buf;
+    if (!c || len == 0)
+        return;
+    if (content_type == SSL3_RT_HEADER) {
+        if (p[0] != SSL3_RT_APPLICATION_DATA)
+            return;
+        if (write_p && (c->flags & CONN_APP_WR))
+            c->wr_seq++;
+        else if (!write_p && (c->flags & CONN_APP_RD))
+            c->rd_seq++;
+        return;
+    }
+    if (content_type != SSL3_RT_HANDSHAKE)
+        return;
+    unsigned bit = write_p ? CONN_APP_WR : CONN_APP_RD;
+    if (c->flags & bit) {
+        if (!write_p || p[0] != SSL3_MT_NEWSESSION_TICKET)
+            c->flags |= CONN_NO_TAKEOVER;
+    } else if (p[0] == SSL3_MT_FINISHED) {
+        c->flags |= bit;
+    }
+}
+
 int
 mp_tls_ctx_new(const char *cert_path, const char *key_path, mp_tls_ctx **out)
 {
@@ -431,6 +533,8 @@ mp_tls_ctx_new(const char *cert_path, const char *key_path, mp_tls_ctx **out)
     if (!SSL_CTX_set_cipher_list(s, TLS12_CIPHERS) || !SSL_CTX_set_dh_auto(s, 1))
         goto fail;
     SSL_CTX_set_alpn_select_cb(s, alpn_select, NULL);
+    SSL_CTX_set_keylog_callback(s, keylog_cb);
+    SSL_CTX_set_msg_callback(s, msg_cb);
 
     what = "cannot load certificate chain";
     path = cert_path;
@@ -489,7 +593,18 @@ mp_tls_conn_new(mp_tls_ctx *ctx)
     }
     SSL_set_bio(c->ssl, rbio, wbio);
     SSL_set_accept_state(c->ssl);
+    SSL_set_app_data(c->ssl, c);
     return c;
+}
+
+static void
+own_free(struct own *o)
+{
+    if (!o)
+        return;
+    mp_tls13_clear(&o->rec);
+    SSL_CTX_free(o->ssl_ctx);
+    OPENSSL_clear_free(o, sizeof *o);
 }
 
 void
@@ -498,7 +613,19 @@ mp_tls_conn_free(mp_tls_conn *c)
     if (!c)
         return;
     SSL_free(c->ssl);
+    own_free(c->own);
     free(c);
+}
+
+/* After the takeover: the record layer's verdicts become the connection's. */
+static int
+own_result(mp_tls_conn *c, int rc)
+{
+    if (rc == MP_ECLOSED)
+        c->flags |= CONN_CLOSED;
+    else if (rc < 0)
+        c->flags |= CONN_FAILED;
+    return rc;
 }
 
 /* Maps the result of an SSL call: 0 to wait for more input, MP_ECLOSED, or MP_EIO. */
@@ -543,6 +670,8 @@ mp_tls_feed(mp_tls_conn *c, const void *data, size_t len)
 {
     if (c->flags & CONN_FAILED)
         return MP_EIO;
+    if (c->flags & CONN_OWN)
+        return own_result(c, mp_tls13_feed(&c->own->rec, data, len));
     BIO *rbio = SSL_get_rbio(c->ssl);
     const char *p = data;
     while (len > 0) {
@@ -566,6 +695,8 @@ mp_tls_read(mp_tls_conn *c, void *buf, size_t cap)
 {
     if (c->flags & CONN_FAILED)
         return MP_EIO;
+    if (c->flags & CONN_OWN)
+        return own_result(c, mp_tls13_read(&c->own->rec, buf, cap));
     if (c->flags & CONN_CLOSED)
         return MP_ECLOSED;
     if (!(c->flags & CONN_DONE)) {
@@ -592,6 +723,8 @@ mp_tls_write(mp_tls_conn *c, const void *data, size_t len)
         return MP_EIO;
     if (!(c->flags & CONN_DONE))
         return MP_AGAIN;
+    if (c->flags & CONN_OWN)
+        return own_result(c, mp_tls13_write(&c->own->rec, data, len));
     const char *p = data;
     while (len > 0) {
         size_t n = 0;
@@ -612,6 +745,8 @@ mp_tls_write(mp_tls_conn *c, const void *data, size_t len)
 size_t
 mp_tls_take_output(mp_tls_conn *c, void *buf, size_t cap)
 {
+    if (c->flags & CONN_OWN)
+        return mp_tls13_take_output(&c->own->rec, buf, cap);
     BIO *wbio = SSL_get_wbio(c->ssl);
     size_t total = 0;
     char *p = buf;
@@ -629,6 +764,8 @@ mp_tls_take_output(mp_tls_conn *c, void *buf, size_t cap)
 size_t
 mp_tls_output_pending(mp_tls_conn *c)
 {
+    if (c->flags & CONN_OWN)
+        return mp_tls13_output_pending(&c->own->rec);
     return BIO_ctrl_pending(SSL_get_wbio(c->ssl));
 }
 
@@ -641,12 +778,16 @@ mp_tls_handshake_done(const mp_tls_conn *c)
 const char *
 mp_tls_version(const mp_tls_conn *c)
 {
+    if (c->flags & CONN_OWN)
+        return "TLSv1.3"; /* only TLS 1.3 is ever taken over */
     return SSL_get_version(c->ssl);
 }
 
 const char *
 mp_tls_alpn(const mp_tls_conn *c)
 {
+    if (c->flags & CONN_OWN)
+        return (c->flags & CONN_ALPN) ? alpn_xmpp : NULL;
     const unsigned char *p = NULL;
     unsigned int n = 0;
     SSL_get0_alpn_selected(c->ssl, &p, &n);
@@ -663,6 +804,8 @@ mp_tls_shutdown(mp_tls_conn *c)
         return MP_EIO;
     if (!(c->flags & CONN_DONE))
         return MP_AGAIN;
+    if (c->flags & CONN_OWN)
+        return own_result(c, mp_tls13_close_notify(&c->own->rec));
     ERR_clear_error();
     int ret = SSL_shutdown(c->ssl);
     if (ret >= 0)
@@ -673,9 +816,8 @@ mp_tls_shutdown(mp_tls_conn *c)
 }
 
 static int
-server_end_point(mp_tls_conn *c, unsigned char *out, size_t cap)
+server_end_point(X509 *x, unsigned char *out, size_t cap)
 {
-    X509 *x = SSL_get_certificate(c->ssl);
     if (!x)
         return MP_ENOTFOUND;
     /* X509_digest_sig applies RFC 5929 §4.1: the signature's hash, SHA-256 instead of MD5 or
@@ -702,7 +844,13 @@ mp_tls_channel_binding(mp_tls_conn *c, const char *type, unsigned char *out, siz
         return MP_ENOTFOUND;
     if (strcmp(type, "tls-exporter") == 0) {
         /* RFC 9266 needs TLS 1.3 (or 1.2 with extended master secret; we do not offer it). */
-        if (SSL_version(c->ssl) != TLS1_3_VERSION || cap < EXPORTER_LEN)
+        if (cap < EXPORTER_LEN)
+            return MP_ENOTFOUND;
+        if (c->flags & CONN_OWN) {
+            memcpy(out, c->own->exporter, EXPORTER_LEN);
+            return EXPORTER_LEN;
+        }
+        if (SSL_version(c->ssl) != TLS1_3_VERSION)
             return MP_ENOTFOUND;
         ERR_clear_error();
         if (SSL_export_keying_material(c->ssl, out, EXPORTER_LEN, EXPORTER_LABEL,
@@ -713,7 +861,9 @@ mp_tls_channel_binding(mp_tls_conn *c, const char *type, unsigned char *out, siz
         return EXPORTER_LEN;
     }
     if (strcmp(type, "tls-server-end-point") == 0)
-        return server_end_point(c, out, cap);
+        return server_end_point((c->flags & CONN_OWN) ? SSL_CTX_get0_certificate(c->own->ssl_ctx)
+                                                      : SSL_get_certificate(c->ssl),
+                                out, cap);
     return MP_ENOTFOUND;
 }
 
@@ -734,14 +884,76 @@ renew_bio(mp_tls_conn *c, int read_side)
         SSL_set0_wbio(c->ssl, fresh);
 }
 
+/* The takeover: an idle TLS 1.3 connection trades OpenSSL's SSL object, session and BIOs
+ * (~14 KiB) for our own record layer (a few hundred bytes while idle). Only when every record
+ * so far is accounted for: OpenSSL holds no input, plaintext or output, the handshake and its
+ * tickets are behind us, and nothing changed the keys since. Returns 1 when taken over. */
+static int
+take_over(mp_tls_conn *c)
+{
+    const unsigned need = CONN_DONE | CONN_APP_RD | CONN_APP_WR | CONN_HAVE_CLIENT |
+                          CONN_HAVE_SERVER;
+    if ((c->flags & need) != need ||
+        (c->flags & (CONN_FAILED | CONN_CLOSED | CONN_NO_TAKEOVER)) || !c->own)
+        return 0;
+    SSL *ssl = c->ssl;
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+    uint16_t suite = cipher ? SSL_CIPHER_get_protocol_id(cipher) : 0;
+    if (SSL_version(ssl) != TLS1_3_VERSION || mp_tls13_secret_len(suite) != c->own->rec.secret_len ||
+        SSL_get_shutdown(ssl) != 0 || SSL_has_pending(ssl) || SSL_pending(ssl) != 0 ||
+        BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0 || BIO_ctrl_pending(SSL_get_wbio(ssl)) != 0 ||
+        SSL_get_key_update_type(ssl) != SSL_KEY_UPDATE_NONE || !SSL_is_init_finished(ssl))
+        return 0;
+    struct own *o = c->own;
+    ERR_clear_error();
+    if (SSL_export_keying_material(ssl, o->exporter, EXPORTER_LEN, EXPORTER_LABEL,
+                                   sizeof EXPORTER_LABEL - 1, NULL, 0, 0) != 1 ||
+        SSL_free_buffers(ssl) != 1) {
+        ERR_clear_error();
+        return 0;
+    }
+    unsigned char rd[MP_TLS13_MAX_SECRET], wr[MP_TLS13_MAX_SECRET];
+    memcpy(rd, o->rec.rd.secret, sizeof rd);
+    memcpy(wr, o->rec.wr.secret, sizeof wr);
+    int rc = mp_tls13_init(&o->rec, suite, rd, wr, c->rd_seq, c->wr_seq);
+    OPENSSL_cleanse(rd, sizeof rd);
+    OPENSSL_cleanse(wr, sizeof wr);
+    if (rc != 0)
+        return 0;
+    if (mp_tls_alpn(c))
+        c->flags |= CONN_ALPN;
+    o->ssl_ctx = SSL_get_SSL_CTX(ssl);
+    SSL_CTX_up_ref(o->ssl_ctx);
+    SSL_free(ssl); /* no alert: the peer never notices */
+    c->ssl = NULL;
+    c->flags |= CONN_OWN;
+    return 1;
+}
+
 void
 mp_tls_conn_shrink(mp_tls_conn *c)
 {
     if (c->flags & CONN_FAILED)
         return;
+    if (c->flags & CONN_OWN) {
+        mp_tls13_shrink(&c->own->rec);
+        return;
+    }
+    if (take_over(c))
+        return;
+    if ((c->flags & CONN_NO_TAKEOVER) || (c->own && SSL_version(c->ssl) != TLS1_3_VERSION)) {
+        own_free(c->own); /* stays with OpenSSL for good: the secrets are of no use */
+        c->own = NULL;
+    }
     /* Frees the record buffers if they are empty; RELEASE_BUFFERS normally did already. */
     SSL_free_buffers(c->ssl);
     renew_bio(c, 1);
     renew_bio(c, 0);
     ERR_clear_error();
+}
+
+int
+mp_tls_taken_over(const mp_tls_conn *c)
+{
+    return (c->flags & CONN_OWN) != 0;
 }

@@ -49,8 +49,14 @@ int mp_tls_shutdown(mp_tls_conn *c);
  * length written into out, or MP_ENOTFOUND when unavailable. */
 int mp_tls_channel_binding(mp_tls_conn *c, const char *type, unsigned char *out, size_t cap);
 
-/* Drop memory OpenSSL keeps per idle connection (SSL_MODE_RELEASE_BUFFERS is set already);
- * call when a connection goes idle. */
+/* Drop memory kept per idle connection; call when a connection goes idle. An idle TLS 1.3
+ * connection whose records are all accounted for leaves OpenSSL altogether: its SSL object is
+ * freed and our own record layer (tls13_record.h) carries on with the traffic secrets and
+ * sequence numbers, transparently for every other call here. TLS 1.2 keeps OpenSSL, with its
+ * buffers and BIOs shrunk. */
 void mp_tls_conn_shrink(mp_tls_conn *c);
+
+/* 1 once mp_tls_conn_shrink took the record layer over from OpenSSL (tests, diagnostics). */
+int mp_tls_taken_over(const mp_tls_conn *c);
 
 #endif

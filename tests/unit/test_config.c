@@ -138,8 +138,9 @@ test_defaults(void **state)
     assert_string_equal(c.sqlite_path, "var/magpie.db");
     assert_string_equal(c.admin_socket, "var/magpied.sock");
     assert_int_equal(c.mux_threads, 1);
-    static const char *const want[] = {"ping", "disco", "version", "time",
-                                       "last", "vcard", "private"};
+    static const char *const want[] = {"ping", "disco",   "version", "time",
+                                       "last", "vcard",   "private", "search",
+                                       "amp",  "privacy", "blocking"};
     assert_int_equal(c.nmodules, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.nmodules; i++)
         assert_string_equal(c.modules[i], want[i]);

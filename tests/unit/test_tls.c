@@ -667,6 +667,280 @@ test_close_notify(void **state)
     client_free(&cl);
 }
 
+/* ---- takeover of idle TLS 1.3 connections ---------------------------------------------- */
+
+static void
+connect_suite(struct client *cl, mp_tls_conn **srv, const char *suite)
+{
+    client_init(cl, 0, 0, "\x0bxmpp-client", 12);
+    if (suite)
+        assert_int_equal(SSL_set_ciphersuites(cl->ssl, suite), 1);
+    *srv = mp_tls_conn_new(fx.ctx);
+    assert_non_null(*srv);
+    int feed_rc;
+    assert_int_equal(handshake(cl->ssl, *srv, &feed_rc), 1);
+    assert_int_equal(feed_rc, 0);
+}
+
+/* A small message each way, checked byte for byte. */
+static void
+ping_pong(SSL *cli, mp_tls_conn *srv, int round)
+{
+    char msg[64], got[64];
+    int len = snprintf(msg, sizeof msg, "<message id='c%d'/>", round);
+    int feed_rc = 0;
+    assert_int_equal(SSL_write(cli, msg, len), len);
+    pump(cli, srv, &feed_rc);
+    assert_int_equal(feed_rc, 0);
+    assert_int_equal(server_read_all(srv, (unsigned char *)got, sizeof got), len);
+    assert_memory_equal(got, msg, (size_t)len);
+
+    len = snprintf(msg, sizeof msg, "<message id='s%d'/>", round);
+    assert_int_equal(mp_tls_write(srv, msg, (size_t)len), 0);
+    pump(cli, srv, &feed_rc);
+    assert_int_equal(SSL_read(cli, got, sizeof got), len);
+    assert_memory_equal(got, msg, (size_t)len);
+}
+
+static void
+check_exporter(SSL *cli, mp_tls_conn *srv)
+{
+    unsigned char cb[32], want[32];
+    assert_int_equal(mp_tls_channel_binding(srv, "tls-exporter", cb, sizeof cb), 32);
+    assert_int_equal(
+        SSL_export_keying_material(cli, want, 32, "EXPORTER-Channel-Binding", 24, NULL, 0, 0), 1);
+    assert_memory_equal(cb, want, 32);
+}
+
+/* Lets the client process whatever the server sent (a KeyUpdate, tickets) without data. */
+static void
+client_poll(SSL *cli)
+{
+    char tmp[16];
+    ERR_clear_error();
+    int r = SSL_read(cli, tmp, sizeof tmp);
+    assert_true(r <= 0);
+    assert_int_equal(SSL_get_error(cli, r), SSL_ERROR_WANT_READ);
+}
+
+static void
+takeover_suite(const char *suite, const char *name)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    connect_suite(&cl, &srv, suite);
+    assert_string_equal(SSL_CIPHER_get_name(SSL_get_current_cipher(cl.ssl)), name);
+    ping_pong(cl.ssl, srv, 0);
+    client_poll(cl.ssl); /* takes the session tickets */
+
+    assert_false(mp_tls_taken_over(srv));
+    mp_tls_conn_shrink(srv);
+    assert_true(mp_tls_taken_over(srv));
+    assert_string_equal(mp_tls_version(srv), "TLSv1.3");
+    assert_string_equal(mp_tls_alpn(srv), "xmpp-client");
+    check_exporter(cl.ssl, srv);
+    check_end_point(srv);
+
+    for (int i = 1; i <= 20; i++) {
+        ping_pong(cl.ssl, srv, i);
+        if (i % 5 == 0)
+            mp_tls_conn_shrink(srv); /* idle again: the AEAD contexts go and come back */
+    }
+    exchange_large(cl.ssl, srv); /* 100 KiB each way: many full 2^14 records */
+    mp_tls_conn_shrink(srv);
+
+    /* The client updates its key and asks for ours: the server must follow both. */
+    int feed_rc = 0;
+    assert_int_equal(SSL_key_update(cl.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    ping_pong(cl.ssl, srv, 100);
+    ping_pong(cl.ssl, srv, 101);
+    mp_tls_conn_shrink(srv);
+    assert_int_equal(SSL_key_update(cl.ssl, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    ping_pong(cl.ssl, srv, 102);
+    exchange_large(cl.ssl, srv);
+    assert_int_equal(SSL_key_update(cl.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    assert_int_equal(SSL_do_handshake(cl.ssl), 1); /* sends the KeyUpdate alone */
+    pump(cl.ssl, srv, &feed_rc);
+    assert_int_equal(feed_rc, 0);
+    assert_true(mp_tls_output_pending(srv) == 0); /* pump moved our KeyUpdate */
+    client_poll(cl.ssl);
+    ping_pong(cl.ssl, srv, 103);
+
+    /* Orderly close both ways. */
+    unsigned char buf[64];
+    assert_int_equal(SSL_write(cl.ssl, "</stream:stream>", 16), 16);
+    assert_int_equal(SSL_shutdown(cl.ssl), 0);
+    pump(cl.ssl, srv, &feed_rc);
+    assert_int_equal(feed_rc, 0);
+    assert_int_equal(mp_tls_read(srv, buf, sizeof buf), 16);
+    assert_memory_equal(buf, "</stream:stream>", 16);
+    assert_int_equal(mp_tls_read(srv, buf, sizeof buf), MP_ECLOSED);
+    assert_int_equal(mp_tls_read(srv, buf, sizeof buf), MP_ECLOSED);
+    assert_int_equal(mp_tls_shutdown(srv), 0);
+    pump(cl.ssl, srv, &feed_rc);
+    assert_int_equal(SSL_shutdown(cl.ssl), 1);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
+static void
+test_takeover_suites(void **state)
+{
+    takeover_suite("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256");
+    takeover_suite("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384");
+    takeover_suite("TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256");
+    takeover_suite(NULL, "TLS_AES_256_GCM_SHA384"); /* server preference */
+}
+
+/* Right after the handshake, before any application data and before the client even read
+ * its tickets, and with the server talking first. */
+static void
+test_takeover_fresh(void **state)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    connect_suite(&cl, &srv, NULL);
+    mp_tls_conn_shrink(srv);
+    assert_true(mp_tls_taken_over(srv));
+    int feed_rc = 0;
+    assert_int_equal(mp_tls_write(srv, "<stream:stream>", 15), 0);
+    pump(cl.ssl, srv, &feed_rc);
+    char got[32];
+    assert_int_equal(SSL_read(cl.ssl, got, sizeof got), 15);
+    assert_memory_equal(got, "<stream:stream>", 15);
+    ping_pong(cl.ssl, srv, 1);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
+static void
+test_takeover_tls12_stays(void **state)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    connect_pair(&cl, &srv, TLS1_2_VERSION);
+    ping_pong(cl.ssl, srv, 0);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    assert_string_equal(mp_tls_version(srv), "TLSv1.2");
+    exchange_large(cl.ssl, srv);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    ping_pong(cl.ssl, srv, 1);
+    check_end_point(srv);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
+/* What OpenSSL did that we cannot follow keeps the connection with OpenSSL. */
+static void
+test_takeover_refused(void **state)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    int feed_rc = 0;
+
+    /* A KeyUpdate while OpenSSL still had the connection. */
+    connect_suite(&cl, &srv, NULL);
+    assert_int_equal(SSL_key_update(cl.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    ping_pong(cl.ssl, srv, 0);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    ping_pong(cl.ssl, srv, 1);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+
+    /* Input not read yet, then plaintext OpenSSL decrypted but we did not take. */
+    connect_suite(&cl, &srv, NULL);
+    assert_int_equal(SSL_write(cl.ssl, "abcdef", 6), 6);
+    pump(cl.ssl, srv, &feed_rc);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    char got[8];
+    assert_int_equal(mp_tls_read(srv, got, 2), 2);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    assert_int_equal(server_read_all(srv, (unsigned char *)got, sizeof got), 4);
+    assert_memory_equal(got, "cdef", 4);
+    /* Output not taken yet. */
+    assert_int_equal(mp_tls_write(srv, "xyz", 3), 0);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    pump(cl.ssl, srv, &feed_rc);
+    assert_int_equal(SSL_read(cl.ssl, got, sizeof got), 3);
+    mp_tls_conn_shrink(srv);
+    assert_true(mp_tls_taken_over(srv));
+    ping_pong(cl.ssl, srv, 2);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+
+    /* Our own close_notify is out. */
+    connect_suite(&cl, &srv, NULL);
+    assert_int_equal(mp_tls_shutdown(srv), 0);
+    pump(cl.ssl, srv, &feed_rc);
+    mp_tls_conn_shrink(srv);
+    assert_false(mp_tls_taken_over(srv));
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
+/* A record the client did not send: the server refuses it with bad_record_mac. */
+static void
+test_takeover_tampered(void **state)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    connect_suite(&cl, &srv, NULL);
+    mp_tls_conn_shrink(srv);
+    assert_true(mp_tls_taken_over(srv));
+    assert_int_equal(SSL_write(cl.ssl, "<presence/>", 11), 11);
+    unsigned char rec[256];
+    int n = BIO_read(SSL_get_wbio(cl.ssl), rec, sizeof rec);
+    assert_true(n > 20);
+    rec[n - 1] ^= 1; /* the tag */
+    assert_int_equal(mp_tls_feed(srv, rec, (size_t)n), MP_EIO);
+    unsigned char buf[16];
+    assert_int_equal(mp_tls_read(srv, buf, sizeof buf), MP_EIO);
+    assert_int_equal(mp_tls_write(srv, "x", 1), MP_EIO);
+    int feed_rc = 0;
+    pump(cl.ssl, srv, &feed_rc);
+    ERR_clear_error();
+    assert_true(SSL_read(cl.ssl, buf, sizeof buf) <= 0);
+    assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_SSLV3_ALERT_BAD_RECORD_MAC);
+    ERR_clear_error();
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
+/* Records trickling in a byte at a time after the takeover. */
+static void
+test_takeover_byte_by_byte(void **state)
+{
+    struct client cl;
+    mp_tls_conn *srv;
+    connect_suite(&cl, &srv, "TLS_CHACHA20_POLY1305_SHA256");
+    mp_tls_conn_shrink(srv);
+    assert_true(mp_tls_taken_over(srv));
+    static const char msg[] = "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>";
+    assert_int_equal(SSL_write(cl.ssl, msg, sizeof msg - 1), (int)sizeof msg - 1);
+    assert_int_equal(SSL_write(cl.ssl, msg, sizeof msg - 1), (int)sizeof msg - 1);
+    unsigned char wire[512], got[256];
+    int n = BIO_read(SSL_get_wbio(cl.ssl), wire, sizeof wire);
+    assert_true(n > 0);
+    size_t have = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mp_tls_feed(srv, wire + i, 1), 0);
+        int r = mp_tls_read(srv, got + have, sizeof got - have);
+        assert_true(r >= 0);
+        have += (size_t)r;
+    }
+    assert_int_equal(have, 2 * (sizeof msg - 1));
+    assert_memory_equal(got, msg, sizeof msg - 1);
+    assert_memory_equal(got + sizeof msg - 1, msg, sizeof msg - 1);
+    mp_tls_conn_free(srv);
+    client_free(&cl);
+}
+
 /* ---- memory ----------------------------------------------------------------------------- */
 
 static size_t
@@ -739,6 +1013,32 @@ test_idle_memory(void **state)
         mp_tls_conn_free(srv[i]);
 }
 
+/* What an idle TLS 1.3 connection keeps once taken over: a few hundred bytes. */
+static void
+test_takeover_memory(void **state)
+{
+    enum { CONNS = 50 };
+    mp_tls_conn *srv[CONNS];
+    size_t before = heap_in_use();
+    for (int i = 0; i < CONNS; i++) {
+        struct client cl;
+        connect_suite(&cl, &srv[i], NULL);
+        ping_pong(cl.ssl, srv[i], i);
+        client_free(&cl);
+    }
+    size_t idle = heap_in_use();
+    for (int i = 0; i < CONNS; i++) {
+        mp_tls_conn_shrink(srv[i]);
+        assert_true(mp_tls_taken_over(srv[i]));
+    }
+    size_t shrunk = heap_in_use();
+    printf("tls: heap per idle TLS 1.3 connection: %zu bytes with OpenSSL, %zu bytes taken over\n",
+           (idle - before) / CONNS, (shrunk - before) / CONNS);
+    assert_true((shrunk - before) / CONNS < 1024);
+    for (int i = 0; i < CONNS; i++)
+        mp_tls_conn_free(srv[i]);
+}
+
 int
 main(void)
 {
@@ -758,6 +1058,13 @@ main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_idle_memory),
+        cmocka_unit_test(test_takeover_suites),
+        cmocka_unit_test(test_takeover_fresh),
+        cmocka_unit_test(test_takeover_tls12_stays),
+        cmocka_unit_test(test_takeover_refused),
+        cmocka_unit_test(test_takeover_tampered),
+        cmocka_unit_test(test_takeover_byte_by_byte),
+        cmocka_unit_test(test_takeover_memory),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,5 +1,6 @@
 /* SQLite backend: one database file in WAL mode, statements prepared once at open. */
 #include "storage/store.h"
+#include "storage/sqlite/sqlite_int.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -15,7 +16,8 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION 2
+/* 1: users; 2: roster, offline, blobs; 3: message archive (sqlite_archive.c). */
+#define SCHEMA_VERSION 3
 
 /* Statements prepared once at open, by index. */
 enum {
@@ -92,12 +94,6 @@ static const char *const query_sql[Q_COUNT] = {
                       " AND key = ?4",
 };
 
-typedef struct sqlite_store {
-    mp_store base; /* first: mp_store * and sqlite_store * convert both ways */
-    sqlite3 *db;
-    sqlite3_stmt *q[Q_COUNT];
-} sqlite_store;
-
 static const char schema_v1[] = "CREATE TABLE users ("
                                 " domain TEXT NOT NULL,"
                                 " node TEXT NOT NULL,"
@@ -146,15 +142,15 @@ static const char schema_v2[] = "CREATE TABLE roster ("
                                 " PRIMARY KEY (domain, node, kind, key)"
                                 ");";
 
-static int
-db_fail(sqlite_store *s, const char *what)
+int
+mp_sq_fail(sqlite_store *s, const char *what)
 {
     mp_err("sqlite: %s: %s", what, sqlite3_errmsg(s->db));
     return MP_EIO;
 }
 
-static int
-exec(sqlite_store *s, const char *sql)
+int
+mp_sq_exec(sqlite_store *s, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -172,7 +168,7 @@ schema_version(sqlite_store *s, int *version)
     int rc = MP_EIO;
 
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "user_version");
+        return mp_sq_fail(s, "user_version");
     if (sqlite3_step(st) == SQLITE_ROW) {
         *version = sqlite3_column_int(st, 0);
         rc = 0;
@@ -187,7 +183,7 @@ migrate(sqlite_store *s)
 {
     int version, rc;
 
-    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+    if ((rc = mp_sq_exec(s, "BEGIN IMMEDIATE")) < 0)
         return rc;
     if ((rc = schema_version(s, &version)) < 0)
         goto fail;
@@ -198,42 +194,46 @@ migrate(sqlite_store *s)
         goto fail;
     }
     if (version < 1) {
-        if ((rc = exec(s, schema_v1)) < 0)
+        if ((rc = mp_sq_exec(s, schema_v1)) < 0)
             goto fail;
     }
     if (version < 2) {
-        if ((rc = exec(s, schema_v2)) < 0)
+        if ((rc = mp_sq_exec(s, schema_v2)) < 0)
+            goto fail;
+    }
+    if (version < 3) {
+        if ((rc = mp_sq_exec(s, mp_sq_archive_schema)) < 0)
             goto fail;
     }
     if (version < SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
-        if ((rc = exec(s, sql)) < 0)
+        if ((rc = mp_sq_exec(s, sql)) < 0)
             goto fail;
     }
-    return exec(s, "COMMIT");
+    return mp_sq_exec(s, "COMMIT");
 fail:
-    exec(s, "ROLLBACK");
+    mp_sq_exec(s, "ROLLBACK");
     return rc;
 }
 
-static int
-prepare(sqlite_store *s, const char *sql, sqlite3_stmt **out)
+int
+mp_sq_prepare(sqlite_store *s, const char *sql, sqlite3_stmt **out)
 {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
-        return db_fail(s, sql);
+        return mp_sq_fail(s, sql);
     return 0;
 }
 
-static void
-done(sqlite3_stmt *q)
+void
+mp_sq_done(sqlite3_stmt *q)
 {
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
 }
 
-static int
-bind_key(sqlite3_stmt *st, const char *domain, const char *node)
+int
+mp_sq_bind_key(sqlite3_stmt *st, const char *domain, const char *node)
 {
     if (sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -242,32 +242,33 @@ bind_key(sqlite3_stmt *st, const char *domain, const char *node)
 }
 
 /* Run a statement that returns no rows (its parameters bound); reset it either way. */
-static int
-step_done(sqlite_store *s, sqlite3_stmt *q, const char *what)
+int
+mp_sq_step_done(sqlite_store *s, sqlite3_stmt *q, const char *what)
 {
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_fail(s, what);
-    done(q);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : mp_sq_fail(s, what);
+    mp_sq_done(q);
     return rc;
 }
 
 /* A store call made from inside a callback of another (offline_take holds its transaction
  * while it hands stanzas over) nests as a savepoint: it commits or rolls back with the outer
  * transaction. *outer tells tx_end which kind was opened. */
-static int
-tx_begin(sqlite_store *s, int *outer)
+int
+mp_sq_tx_begin(sqlite_store *s, int *outer)
 {
     *outer = sqlite3_get_autocommit(s->db);
     if (!*outer)
-        return exec(s, "SAVEPOINT mp_nested");
-    return step_done(s, s->q[Q_BEGIN], "begin");
+        return mp_sq_exec(s, "SAVEPOINT mp_nested");
+    return mp_sq_step_done(s, s->q[Q_BEGIN], "begin");
 }
 
 /* Commit when ok (rc >= 0, returned unchanged unless the commit fails), else roll back. */
-static int
-tx_end(sqlite_store *s, int outer, int rc)
+int
+mp_sq_tx_end(sqlite_store *s, int outer, int rc)
 {
     if (rc >= 0) {
-        int c = outer ? step_done(s, s->q[Q_COMMIT], "commit") : exec(s, "RELEASE mp_nested");
+        int c = outer ? mp_sq_step_done(s, s->q[Q_COMMIT], "commit")
+                      : mp_sq_exec(s, "RELEASE mp_nested");
         if (c == 0)
             return rc;
         rc = c;
@@ -276,9 +277,9 @@ tx_end(sqlite_store *s, int outer, int rc)
      * already (SQLITE_FULL, SQLITE_IOERR): roll back only what is still open. */
     if (outer) {
         if (!sqlite3_get_autocommit(s->db))
-            step_done(s, s->q[Q_ROLLBACK], "rollback");
+            mp_sq_step_done(s, s->q[Q_ROLLBACK], "rollback");
     } else {
-        exec(s, "ROLLBACK TO mp_nested; RELEASE mp_nested");
+        mp_sq_exec(s, "ROLLBACK TO mp_nested; RELEASE mp_nested");
     }
     return rc;
 }
@@ -301,7 +302,7 @@ sq_user_get(mp_store *st, const char *domain, const char *node, mp_user_cred *ou
     sqlite3_stmt *q = s->q[Q_USER_GET];
     int rc;
 
-    if ((rc = bind_key(q, domain, node)) < 0)
+    if ((rc = mp_sq_bind_key(q, domain, node)) < 0)
         goto out;
     switch (sqlite3_step(q)) {
     case SQLITE_ROW:
@@ -310,7 +311,7 @@ sq_user_get(mp_store *st, const char *domain, const char *node, mp_user_cred *ou
         rc = MP_ENOTFOUND;
         goto out;
     default:
-        rc = db_fail(s, "user_get");
+        rc = mp_sq_fail(s, "user_get");
         goto out;
     }
     memset(out, 0, sizeof *out);
@@ -336,7 +337,7 @@ bad_row:
     mp_err("sqlite: damaged credentials row for %s@%s", node, domain);
     memset(out, 0, sizeof *out);
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -351,7 +352,7 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
     if (cred->salt_len == 0 || cred->salt_len > MP_SCRAM_SALT_MAX || cred->iterations == 0)
         return MP_EINVAL;
     /* insert: (domain, node, iter, salt, keys..., created); update: same minus created. */
-    if ((rc = bind_key(q, domain, node)) < 0 ||
+    if ((rc = mp_sq_bind_key(q, domain, node)) < 0 ||
         sqlite3_bind_int64(q, 3, cred->iterations) != SQLITE_OK ||
         sqlite3_bind_blob(q, 4, cred->salt, (int)cred->salt_len, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_blob(q, 5, cred->sha1_stored_key, sizeof cred->sha1_stored_key,
@@ -363,7 +364,7 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
         sqlite3_bind_blob(q, 8, cred->sha256_server_key, sizeof cred->sha256_server_key,
                           SQLITE_STATIC) != SQLITE_OK ||
         (create && sqlite3_bind_int64(q, 9, (sqlite3_int64)time(NULL)) != SQLITE_OK)) {
-        rc = db_fail(s, "user_put bind");
+        rc = mp_sq_fail(s, "user_put bind");
         goto out;
     }
     int step = sqlite3_step(q);
@@ -372,9 +373,9 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
     else if (create && step == SQLITE_CONSTRAINT_PRIMARYKEY)
         rc = MP_EEXIST;
     else
-        rc = db_fail(s, "user_put");
+        rc = mp_sq_fail(s, "user_put");
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -388,20 +389,22 @@ sq_user_delete(mp_store *st, const char *domain, const char *node)
     sqlite_store *s = (sqlite_store *)st;
     int rc, outer, found = 0;
 
-    if ((rc = tx_begin(s, &outer)) < 0)
+    if ((rc = mp_sq_tx_begin(s, &outer)) < 0)
         return rc;
     for (size_t i = 0; i < sizeof drops / sizeof drops[0] && rc == 0; i++) {
         sqlite3_stmt *q = s->q[drops[i]];
-        if (bind_key(q, domain, node) < 0) {
-            rc = db_fail(s, "user_delete bind");
-            done(q);
+        if (mp_sq_bind_key(q, domain, node) < 0) {
+            rc = mp_sq_fail(s, "user_delete bind");
+            mp_sq_done(q);
             break;
         }
-        rc = step_done(s, q, "user_delete");
+        rc = mp_sq_step_done(s, q, "user_delete");
         if (i == 0)
             found = sqlite3_changes(s->db) > 0;
     }
-    rc = tx_end(s, outer, rc);
+    if (rc == 0)
+        rc = mp_sq_archive_drop(s, domain, node);
+    rc = mp_sq_tx_end(s, outer, rc);
     return rc < 0 ? rc : found ? 0 : MP_ENOTFOUND;
 }
 
@@ -414,7 +417,7 @@ sq_user_list(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud)
     int rc = 0, step;
 
     if (sqlite3_bind_text(q, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = db_fail(s, "user_list bind");
+        rc = mp_sq_fail(s, "user_list bind");
         goto out;
     }
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -428,9 +431,9 @@ sq_user_list(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud)
         }
     }
     if (step != SQLITE_DONE)
-        rc = db_fail(s, "user_list");
+        rc = mp_sq_fail(s, "user_list");
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -482,8 +485,8 @@ version_get(sqlite_store *s, const char *domain, const char *node, uint64_t *ver
     int rc = 0;
 
     *version = 0;
-    if (bind_key(q, domain, node) < 0) {
-        rc = db_fail(s, "roster version bind");
+    if (mp_sq_bind_key(q, domain, node) < 0) {
+        rc = mp_sq_fail(s, "roster version bind");
         goto out;
     }
     switch (sqlite3_step(q)) {
@@ -493,10 +496,10 @@ version_get(sqlite_store *s, const char *domain, const char *node, uint64_t *ver
     case SQLITE_DONE:
         break;
     default:
-        rc = db_fail(s, "roster version");
+        rc = mp_sq_fail(s, "roster version");
     }
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -507,14 +510,14 @@ version_bump(sqlite_store *s, const char *domain, const char *node, uint64_t *ve
     sqlite3_stmt *q = s->q[Q_VERSION_BUMP];
     int rc = 0;
 
-    if (bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
-        rc = db_fail(s, "roster version bump");
+    if (mp_sq_bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
+        rc = mp_sq_fail(s, "roster version bump");
         goto out;
     }
     if (version)
         *version = (uint64_t)sqlite3_column_int64(q, 0);
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -531,8 +534,8 @@ sq_roster_list(mp_store *st, const char *domain, const char *node, mp_store_rost
 
     if (version && (rc = version_get(s, domain, node, &ver)) < 0)
         return rc;
-    if (bind_key(q, domain, node) < 0) {
-        rc = db_fail(s, "roster_list bind");
+    if (mp_sq_bind_key(q, domain, node) < 0) {
+        rc = mp_sq_fail(s, "roster_list bind");
         goto out;
     }
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -543,9 +546,9 @@ sq_roster_list(mp_store *st, const char *domain, const char *node, mp_store_rost
         }
     }
     if (step != SQLITE_DONE)
-        rc = db_fail(s, "roster_list");
+        rc = mp_sq_fail(s, "roster_list");
 out:
-    done(q);
+    mp_sq_done(q);
     if (rc == 0 && version)
         *version = ver;
     return rc;
@@ -561,9 +564,9 @@ sq_roster_get(mp_store *st, const char *domain, const char *node, const char *ji
 
     if (!jid)
         return MP_EINVAL;
-    if (bind_key(q, domain, node) < 0 ||
+    if (mp_sq_bind_key(q, domain, node) < 0 ||
         sqlite3_bind_text(q, 3, jid, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = db_fail(s, "roster_get bind");
+        rc = mp_sq_fail(s, "roster_get bind");
         goto out;
     }
     switch (sqlite3_step(q)) {
@@ -576,10 +579,10 @@ sq_roster_get(mp_store *st, const char *domain, const char *node, const char *ji
         rc = MP_ENOTFOUND;
         break;
     default:
-        rc = db_fail(s, "roster_get");
+        rc = mp_sq_fail(s, "roster_get");
     }
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -629,22 +632,22 @@ sq_roster_put(mp_store *st, const char *domain, const char *node, const mp_roste
         return MP_EINVAL;
     if ((rc = encode_groups(item, &groups, &glen)) < 0)
         return rc;
-    if ((rc = tx_begin(s, &outer)) < 0)
+    if ((rc = mp_sq_tx_begin(s, &outer)) < 0)
         goto out;
     /* "" rather than NULL: a NULL pointer would bind SQL NULL, not the empty BLOB. */
-    if (bind_key(q, domain, node) < 0 ||
+    if (mp_sq_bind_key(q, domain, node) < 0 ||
         sqlite3_bind_text(q, 3, item->jid, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(q, 4, item->name, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int(q, 5, item->state) != SQLITE_OK ||
         sqlite3_bind_blob(q, 6, groups ? groups : "", (int)glen, SQLITE_STATIC) != SQLITE_OK) {
-        rc = db_fail(s, "roster_put bind");
-        done(q);
+        rc = mp_sq_fail(s, "roster_put bind");
+        mp_sq_done(q);
     } else {
-        rc = step_done(s, q, "roster_put");
+        rc = mp_sq_step_done(s, q, "roster_put");
     }
     if (rc == 0)
         rc = version_bump(s, domain, node, version);
-    rc = tx_end(s, outer, rc);
+    rc = mp_sq_tx_end(s, outer, rc);
 out:
     free(groups);
     return rc;
@@ -660,16 +663,16 @@ sq_roster_delete(mp_store *st, const char *domain, const char *node, const char 
 
     if (!jid)
         return MP_EINVAL;
-    if ((rc = tx_begin(s, &outer)) < 0)
+    if ((rc = mp_sq_tx_begin(s, &outer)) < 0)
         return rc;
-    if (bind_key(q, domain, node) < 0 ||
+    if (mp_sq_bind_key(q, domain, node) < 0 ||
         sqlite3_bind_text(q, 3, jid, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = db_fail(s, "roster_delete bind");
-        done(q);
-    } else if ((rc = step_done(s, q, "roster_delete")) == 0) {
+        rc = mp_sq_fail(s, "roster_delete bind");
+        mp_sq_done(q);
+    } else if ((rc = mp_sq_step_done(s, q, "roster_delete")) == 0) {
         rc = sqlite3_changes(s->db) > 0 ? version_bump(s, domain, node, version) : MP_ENOTFOUND;
     }
-    return tx_end(s, outer, rc);
+    return mp_sq_tx_end(s, outer, rc);
 }
 
 /* ---- offline messages ---- */
@@ -680,14 +683,14 @@ offline_count(sqlite_store *s, const char *domain, const char *node)
     sqlite3_stmt *q = s->q[Q_OFFLINE_COUNT];
     int rc;
 
-    if (bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
-        rc = db_fail(s, "offline_count");
+    if (mp_sq_bind_key(q, domain, node) < 0 || sqlite3_step(q) != SQLITE_ROW) {
+        rc = mp_sq_fail(s, "offline_count");
         goto out;
     }
     sqlite3_int64 n = sqlite3_column_int64(q, 0);
     rc = n > INT_MAX ? INT_MAX : (int)n;
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -709,7 +712,7 @@ sq_offline_push(mp_store *st, const char *domain, const char *node, const char *
         return MP_EINVAL;
     if (len > INT_MAX)
         return MP_ELIMIT;
-    if ((rc = tx_begin(s, &outer)) < 0)
+    if ((rc = mp_sq_tx_begin(s, &outer)) < 0)
         return rc;
     if ((rc = offline_count(s, domain, node)) < 0)
         goto out;
@@ -717,16 +720,16 @@ sq_offline_push(mp_store *st, const char *domain, const char *node, const char *
         rc = MP_ELIMIT;
         goto out;
     }
-    if (bind_key(q, domain, node) < 0 ||
+    if (mp_sq_bind_key(q, domain, node) < 0 ||
         sqlite3_bind_blob(q, 3, stanza, (int)len, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 4, stamp) != SQLITE_OK) {
-        rc = db_fail(s, "offline_push bind");
-        done(q);
+        rc = mp_sq_fail(s, "offline_push bind");
+        mp_sq_done(q);
         goto out;
     }
-    rc = step_done(s, q, "offline_push");
+    rc = mp_sq_step_done(s, q, "offline_push");
 out:
-    return tx_end(s, outer, rc);
+    return mp_sq_tx_end(s, outer, rc);
 }
 
 /* The stanzas are read and deleted under one write lock, so the DELETE (every id up to the
@@ -742,11 +745,11 @@ sq_offline_take(mp_store *st, const char *domain, const char *node, mp_store_off
     sqlite3_int64 last = 0;
     int rc, outer, n = 0, step;
 
-    if ((rc = tx_begin(s, &outer)) < 0)
+    if ((rc = mp_sq_tx_begin(s, &outer)) < 0)
         return rc;
-    if (bind_key(q, domain, node) < 0) {
-        rc = db_fail(s, "offline_take bind");
-        done(q);
+    if (mp_sq_bind_key(q, domain, node) < 0) {
+        rc = mp_sq_fail(s, "offline_take bind");
+        mp_sq_done(q);
         goto out;
     }
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -755,7 +758,7 @@ sq_offline_take(mp_store *st, const char *domain, const char *node, mp_store_off
         last = sqlite3_column_int64(q, 0);
         int r = cb(p ? p : "", len, sqlite3_column_int64(q, 2), ud);
         if (r < 0) {
-            done(q);
+            mp_sq_done(q);
             rc = r;
             goto out;
         }
@@ -764,23 +767,23 @@ sq_offline_take(mp_store *st, const char *domain, const char *node, mp_store_off
             break;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = db_fail(s, "offline_take");
-        done(q);
+        rc = mp_sq_fail(s, "offline_take");
+        mp_sq_done(q);
         goto out;
     }
-    done(q);
+    mp_sq_done(q);
     if (n == 0)
         goto out;
     q = s->q[Q_OFFLINE_DELETE];
-    if (bind_key(q, domain, node) < 0 || sqlite3_bind_int64(q, 3, last) != SQLITE_OK) {
-        rc = db_fail(s, "offline_take bind");
-        done(q);
+    if (mp_sq_bind_key(q, domain, node) < 0 || sqlite3_bind_int64(q, 3, last) != SQLITE_OK) {
+        rc = mp_sq_fail(s, "offline_take bind");
+        mp_sq_done(q);
         goto out;
     }
-    if ((rc = step_done(s, q, "offline_take delete")) == 0)
+    if ((rc = mp_sq_step_done(s, q, "offline_take delete")) == 0)
         rc = n;
 out:
-    return tx_end(s, outer, rc);
+    return mp_sq_tx_end(s, outer, rc);
 }
 
 /* ---- per-user documents ---- */
@@ -789,7 +792,7 @@ static int
 bind_blob_key(sqlite3_stmt *q, const char *domain, const char *node, const char *kind,
               const char *key)
 {
-    if (bind_key(q, domain, node) < 0 ||
+    if (mp_sq_bind_key(q, domain, node) < 0 ||
         sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(q, 4, key ? key : "", -1, SQLITE_STATIC) != SQLITE_OK)
         return MP_EIO;
@@ -807,7 +810,7 @@ sq_blob_get(mp_store *st, const char *domain, const char *node, const char *kind
     if (!kind)
         return MP_EINVAL;
     if (bind_blob_key(q, domain, node, kind, key) < 0) {
-        rc = db_fail(s, "blob_get bind");
+        rc = mp_sq_fail(s, "blob_get bind");
         goto out;
     }
     switch (sqlite3_step(q)) {
@@ -821,10 +824,10 @@ sq_blob_get(mp_store *st, const char *domain, const char *node, const char *kind
         rc = MP_ENOTFOUND;
         break;
     default:
-        rc = db_fail(s, "blob_get");
+        rc = mp_sq_fail(s, "blob_get");
     }
 out:
-    done(q);
+    mp_sq_done(q);
     return rc;
 }
 
@@ -841,11 +844,34 @@ sq_blob_put(mp_store *st, const char *domain, const char *node, const char *kind
         return MP_ELIMIT;
     if (bind_blob_key(q, domain, node, kind, key) < 0 ||
         (len && sqlite3_bind_blob(q, 5, data, (int)len, SQLITE_STATIC) != SQLITE_OK)) {
-        int rc = db_fail(s, "blob_put bind");
-        done(q);
+        int rc = mp_sq_fail(s, "blob_put bind");
+        mp_sq_done(q);
         return rc;
     }
-    return step_done(s, q, "blob_put");
+    return mp_sq_step_done(s, q, "blob_put");
+}
+
+static int
+sq_batch_begin(mp_store *st)
+{
+    sqlite_store *s = (sqlite_store *)st;
+
+    if (!sqlite3_get_autocommit(s->db))
+        return MP_EINVAL;
+    return mp_sq_step_done(s, s->q[Q_BEGIN], "batch begin");
+}
+
+/* A failed COMMIT rolls the batch back: the caller learns that none of it was stored. */
+static int
+sq_batch_end(mp_store *st, int commit)
+{
+    sqlite_store *s = (sqlite_store *)st;
+
+    if (sqlite3_get_autocommit(s->db))
+        return MP_EINVAL;
+    if (!commit)
+        return mp_sq_step_done(s, s->q[Q_ROLLBACK], "batch rollback");
+    return mp_sq_tx_end(s, 1, 0);
 }
 
 static void
@@ -855,6 +881,7 @@ sq_close(mp_store *st)
 
     if (!s)
         return;
+    mp_sq_archive_close(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -877,6 +904,15 @@ static const mp_store_ops sqlite_ops = {
     .offline_count = sq_offline_count,
     .blob_get = sq_blob_get,
     .blob_put = sq_blob_put,
+    .archive_append = mp_sq_archive_append,
+    .archive_query = mp_sq_archive_query,
+    .archive_get_by_id = mp_sq_archive_get_by_id,
+    .archive_delete_owner = mp_sq_archive_delete_owner,
+    .archive_purge_before = mp_sq_archive_purge_before,
+    .archive_prefs_get = mp_sq_archive_prefs_get,
+    .archive_prefs_put = mp_sq_archive_prefs_put,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
     .close = sq_close,
 };
 
@@ -908,7 +944,7 @@ set_wal(sqlite_store *s)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    return exec(s, "PRAGMA journal_mode=WAL");
+    return mp_sq_exec(s, "PRAGMA journal_mode=WAL");
 }
 
 int
@@ -920,29 +956,31 @@ mp_store_sqlite_open(const char *path, mp_store **out)
     *out = NULL;
     if ((rc = create_private(path)) < 0)
         return rc;
-    s = calloc(1, sizeof *s);
+    s = calloc(1, sizeof *s + Q_COUNT * sizeof s->q[0]);
     if (!s)
         return MP_ENOMEM;
     s->base.ops = &sqlite_ops;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
-        rc = s->db ? db_fail(s, path) : MP_ENOMEM;
+        rc = s->db ? mp_sq_fail(s, path) : MP_ENOMEM;
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
     /* The busy handler first: magpiectl and magpied may open the same new file at once. */
     if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK) {
-        rc = db_fail(s, "busy_timeout");
+        rc = mp_sq_fail(s, "busy_timeout");
         goto fail;
     }
-    if ((rc = set_wal(s)) < 0 || (rc = exec(s, "PRAGMA synchronous=FULL")) < 0 ||
-        (rc = exec(s, "PRAGMA foreign_keys=ON")) < 0)
+    if ((rc = set_wal(s)) < 0 || (rc = mp_sq_exec(s, "PRAGMA synchronous=FULL")) < 0 ||
+        (rc = mp_sq_exec(s, "PRAGMA foreign_keys=ON")) < 0)
         goto fail;
     if ((rc = migrate(s)) < 0)
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
-        if ((rc = prepare(s, query_sql[i], &s->q[i])) < 0)
+        if ((rc = mp_sq_prepare(s, query_sql[i], &s->q[i])) < 0)
             goto fail;
+    if ((rc = mp_sq_archive_open(s)) < 0)
+        goto fail;
     *out = &s->base;
     return 0;
 fail:
