@@ -169,6 +169,14 @@ static const struct key register_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key privacy_keys[] = {
+    {"max_lists", K_INT, F(privacy_max_lists), 1, 1000, NULL,
+     "privacy lists one account may keep (XEP-0016)"},
+    {"max_items", K_INT, F(privacy_max_items), 1, 10000, NULL,
+     "items in one privacy list, blocked JIDs included (XEP-0016, XEP-0191)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key search_keys[] = {
     {"max_results", K_INT, F(search_max_results), 1, 100000, NULL,
      "accounts listed in one user directory answer (XEP-0055)"},
@@ -208,6 +216,7 @@ static const struct key top_keys[] = {
     {"version", K_SECTION, 0, 0, 0, version_keys, "software version (XEP-0092)"},
     {"register", K_SECTION, 0, 0, 0, register_keys, "in-band registration (XEP-0077)"},
     {"search", K_SECTION, 0, 0, 0, search_keys, "user directory search (XEP-0055)"},
+    {"privacy", K_SECTION, 0, 0, 0, privacy_keys, "privacy lists and blocking (XEP-0016, XEP-0191)"},
     {"acl", K_SECTION, 0, 0, 0, acl_keys,
      "site policies; a list holds all, local, admins, domains and bare JIDs"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
@@ -395,6 +404,8 @@ mp_config_defaults(mp_config *cfg)
     cfg->register_window = 3600;
     cfg->register_min_password = 8;
     cfg->search_max_results = 50;
+    cfg->privacy_max_lists = 64;
+    cfg->privacy_max_items = 1024;
     cfg->acl_see_presence = MP_SEE_ALL;
     for (size_t i = 0; i < NACL_LISTS; i++) {
         mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);

@@ -108,6 +108,10 @@ typedef struct mp_config {
     /* search: user directory (XEP-0055) */
     int search_max_results; /* search.max_results: items in one answer, default 50 */
 
+    /* privacy: (XEP-0016, XEP-0191) */
+    int privacy_max_lists; /* privacy.max_lists: lists per account, default 64 */
+    int privacy_max_items; /* privacy.max_items: items per list, default 1024 */
+
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */
     char **modules;

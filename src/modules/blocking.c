@@ -4,6 +4,8 @@
  * list clients and blocking clients always see the same thing. */
 #include "magpie/module.h"
 #include "router/privacy.h"
+#include "base/config.h"
+#include "router/core.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "xmpp/jid.h"
@@ -149,6 +151,10 @@ rebuild(mp_iq *iq, mp_privacy *p, const char *const *block, int nblock, const ch
     int rc = mp_privacy_list_parse(list, &l);
     if (rc < 0)
         return rc;
+    if (l->nitems > (size_t)mp_core_config(iq->core)->privacy_max_items) {
+        mp_privacy_list_free(l);
+        return MP_ELIMIT;
+    }
     p->def = mp_privacy_put(p, l);
     return mp_privacy_save(iq->core, iq->conn);
 }
@@ -195,7 +201,10 @@ block_set(mp_iq *iq, void *ud)
         return internal(iq);
     for (int i = 0; i < n; i++)
         fresh[i] = !is_blocked(p->def, jids[i]) && !listed(jids, i, jids[i]);
-    if (rebuild(iq, p, jids, n, NULL, 0, 0) < 0)
+    int rc = rebuild(iq, p, jids, n, NULL, 0, 0);
+    if (rc == MP_ELIMIT) /* privacy.max_items */
+        return mp_iq_error(iq, "modify", "not-acceptable");
+    if (rc < 0)
         return internal(iq);
     mp_iq_result(iq, NULL);
     push_change(iq, p, "block", jids, n);

@@ -3,6 +3,8 @@
  * command (XEP-0191) shows and edits, so a change here is pushed to both kinds of clients. */
 #include "magpie/module.h"
 #include "router/privacy.h"
+#include "base/config.h"
+#include "router/core.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -166,10 +168,12 @@ set_list(mp_iq *iq, mp_privacy *p, const mp_xnode *el)
         return internal(iq);
     if (rc < 0)
         return mp_iq_error(iq, "modify", rc == MP_ELIMIT ? "not-acceptable" : "bad-request");
+    const mp_config *cfg = mp_core_config(iq->core);
     size_t nlists = 0;
     for (const mp_privacy_list *o = p->lists; o; o = o->next)
         nlists++;
-    if (!mp_privacy_find(p, name) && nlists >= MP_PRIVACY_MAX_LISTS) {
+    if (l->nitems > (size_t)cfg->privacy_max_items ||
+        (!mp_privacy_find(p, name) && nlists >= (size_t)cfg->privacy_max_lists)) {
         mp_privacy_list_free(l);
         return mp_iq_error(iq, "modify", "not-acceptable");
     }

@@ -24,8 +24,10 @@ struct mp_jid;
 #define MP_NS_BLOCKING "urn:xmpp:blocking"
 #define MP_PRIVACY_BLOCKED_LIST "Blocked contacts"
 /* Bounds on what one account may keep: a list is evaluated per stanza. */
-#define MP_PRIVACY_MAX_ITEMS 1024
-#define MP_PRIVACY_MAX_LISTS 64
+/* Hard caps of the stored document; the settings privacy.max_items / privacy.max_lists (at
+ * most these) are what a client may set. */
+#define MP_PRIVACY_MAX_ITEMS 10000
+#define MP_PRIVACY_MAX_LISTS 1000
 
 /* What a stanza is, seen from the account (XEP-0016 §2.1). OTHER is everything only an item
  * without child elements blocks: subscription stanzas (the note in §2.1: presence-in and

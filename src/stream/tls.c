@@ -66,8 +66,8 @@ struct own {
 
 /* Kept minimal on purpose: one per client connection. The BIOs hang off the SSL. */
 struct mp_tls_conn {
-    SSL *ssl;        /* NULL after the takeover */
-    struct own *own; /* secrets during the handshake, the record layer after the takeover */
+    SSL *ssl;                /* NULL after the takeover */
+    struct own *own;         /* secrets during the handshake, the record layer after the takeover */
     uint64_t rd_seq, wr_seq; /* application-key records OpenSSL read and wrote */
     unsigned flags;
 };
@@ -479,8 +479,7 @@ keylog_cb(const SSL *ssl, const char *line)
  * (a TLS 1.3 change_cipher_spec is unprotected). Any handshake message after that other than
  * the NewSessionTickets we send (a KeyUpdate, say) moves keys we cannot follow: no takeover. */
 static void
-msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
-       void *arg)
+msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     mp_tls_conn *c = SSL_get_app_data(ssl);
     const unsigned char *p = buf;
@@ -891,17 +890,18 @@ renew_bio(mp_tls_conn *c, int read_side)
 static int
 take_over(mp_tls_conn *c)
 {
-    const unsigned need = CONN_DONE | CONN_APP_RD | CONN_APP_WR | CONN_HAVE_CLIENT |
-                          CONN_HAVE_SERVER;
-    if ((c->flags & need) != need ||
-        (c->flags & (CONN_FAILED | CONN_CLOSED | CONN_NO_TAKEOVER)) || !c->own)
+    const unsigned need =
+        CONN_DONE | CONN_APP_RD | CONN_APP_WR | CONN_HAVE_CLIENT | CONN_HAVE_SERVER;
+    if ((c->flags & need) != need || (c->flags & (CONN_FAILED | CONN_CLOSED | CONN_NO_TAKEOVER)) ||
+        !c->own)
         return 0;
     SSL *ssl = c->ssl;
     const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
     uint16_t suite = cipher ? SSL_CIPHER_get_protocol_id(cipher) : 0;
-    if (SSL_version(ssl) != TLS1_3_VERSION || mp_tls13_secret_len(suite) != c->own->rec.secret_len ||
-        SSL_get_shutdown(ssl) != 0 || SSL_has_pending(ssl) || SSL_pending(ssl) != 0 ||
-        BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0 || BIO_ctrl_pending(SSL_get_wbio(ssl)) != 0 ||
+    if (SSL_version(ssl) != TLS1_3_VERSION ||
+        mp_tls13_secret_len(suite) != c->own->rec.secret_len || SSL_get_shutdown(ssl) != 0 ||
+        SSL_has_pending(ssl) || SSL_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0 ||
+        BIO_ctrl_pending(SSL_get_wbio(ssl)) != 0 ||
         SSL_get_key_update_type(ssl) != SSL_KEY_UPDATE_NONE || !SSL_is_init_finished(ssl))
         return 0;
     struct own *o = c->own;

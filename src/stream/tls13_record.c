@@ -296,8 +296,7 @@ fail(mp_tls13 *t, int alert)
 }
 
 int
-mp_tls13_open_record(mp_tls13 *t, unsigned char *rec, size_t len, uint8_t *type,
-                     size_t *plain_len)
+mp_tls13_open_record(mp_tls13 *t, unsigned char *rec, size_t len, uint8_t *type, size_t *plain_len)
 {
     if (len < HDR_LEN)
         return -AL_DECODE_ERROR;

@@ -512,3 +512,33 @@ def test_bad_requests(server):
         assert names.find(f"{{{NS_PRIVACY}}}query/{{{NS_PRIVACY}}}default") is None
         await close(a1, bob)
     run(main())
+
+
+def test_limits_from_config(make_server):
+    """privacy.max_items and privacy.max_lists: over the limit is not-acceptable and nothing
+    changes; at the limit works."""
+    server = make_server(users=USERS, config={"privacy": {"max_items": 2, "max_lists": 2}})
+
+    async def main():
+        alice = await login(server, "alice", "a")
+        two = "".join(f"<item type='jid' value='u{i}@localhost' action='deny' order='{i}'/>"
+                      for i in (1, 2))
+        three = two + "<item type='jid' value='u3@localhost' action='deny' order='3'/>"
+        await ok(alice, "set", privacy(f"<list name='one'>{two}</list>"))
+        assert await refused(iq_with(alice, "set", privacy(f"<list name='big'>{three}</list>"))) \
+            == ("modify", "not-acceptable")
+        await ok(alice, "set", privacy(f"<list name='two'>{two}</list>"))
+        assert await refused(iq_with(alice, "set", privacy(f"<list name='third'>{two}</list>"))) \
+            == ("modify", "not-acceptable")
+        names = (await ok(alice, "get", privacy(""))).xml
+        assert sorted(l.get("name") for l in names.findall(
+            f"{{{NS_PRIVACY}}}query/{{{NS_PRIVACY}}}list")) == ["one", "two"]
+        # the blocklist is the default list: two blocked JIDs fit, a third does not
+        await ok(alice, "set", privacy("<default name='one'/>"))
+        assert await refused(iq_with(alice, "set", f"<block xmlns='{NS_BLOCKING}'><item "
+                                     f"jid='{jid('bob')}'/></block>")) == \
+            ("modify", "not-acceptable")
+        assert blocklist_of(await ok(alice, "get", f"<blocklist xmlns='{NS_BLOCKING}'/>")) == \
+            ["u1@localhost", "u2@localhost"]
+        await close(alice)
+    run(main())

@@ -20,10 +20,10 @@
 
 /* ---- RFC 8448 §3, "Simple 1-RTT Handshake" (TLS_AES_128_GCM_SHA256) ---------------------- */
 
-static const char c_ap_secret[] =
-    "9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 df 00 87 f7 92 eb b7 c1 75 04 a5";
-static const char s_ap_secret[] =
-    "a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b fb 6b 3a 4b 4f 1f 3f cb 63 16 43";
+static const char c_ap_secret[] = "9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 "
+                                  "df 00 87 f7 92 eb b7 c1 75 04 a5";
+static const char s_ap_secret[] = "a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b "
+                                  "fb 6b 3a 4b 4f 1f 3f cb 63 16 43";
 static const char c_ap_key[] = "17 42 2d da 59 6e d5 d9 ac d8 90 e3 c6 3f 50 51";
 static const char c_ap_iv[] = "5b 78 92 3d ee 08 57 90 33 e5 23 d9";
 static const char s_ap_key[] = "9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56";
@@ -99,8 +99,8 @@ ref_cipher(uint16_t suite)
 
 /* HKDF-Expand-Label through OpenSSL's HKDF, in expand-only mode. */
 static void
-ref_expand_label(uint16_t suite, const unsigned char *secret, const char *label,
-                 unsigned char *out, size_t len)
+ref_expand_label(uint16_t suite, const unsigned char *secret, const char *label, unsigned char *out,
+                 size_t len)
 {
     const EVP_MD *md = ref_md(suite);
     unsigned char info[64];
@@ -173,8 +173,8 @@ ref_open(uint16_t suite, const unsigned char *secret, uint64_t seq, const unsign
     assert_int_equal(EVP_DecryptInit_ex(x, ref_cipher(suite), NULL, key, iv), 1);
     assert_int_equal(EVP_DecryptUpdate(x, NULL, &n, rec, 5), 1);
     assert_int_equal(EVP_DecryptUpdate(x, inner, &n, rec + 5, (int)dlen), 1);
-    assert_int_equal(
-        EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(rec + 5 + dlen)), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(rec + 5 + dlen)),
+                     1);
     assert_int_equal(EVP_DecryptFinal_ex(x, inner + n, &m), 1);
     EVP_CIPHER_CTX_free(x);
     return dlen;
@@ -557,9 +557,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc8448_keys),   cmocka_unit_test(test_rfc8448_records),
+        cmocka_unit_test(test_rfc8448_keys),      cmocka_unit_test(test_rfc8448_records),
         cmocka_unit_test(test_key_update_secret), cmocka_unit_test(test_key_update),
-        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_alerts),
+        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_alerts),
         cmocka_unit_test(test_write_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
