@@ -124,6 +124,11 @@ void mp_cstream_unbind(mp_core *core, mp_cstream *s);
 /* An IQ answer on a stream with no bound JID: type error (etype, cond) or result (payload). */
 void mp_cstream_iq_reply(mp_core *core, mp_cstream *s, const char *id, const char *from,
                          const char *etype, const char *cond, const char *payload);
+/* The common start of an IQ before authentication (registration, legacy auth): its id, the
+ * 'from' to answer with, whether it is a get. MP_EINVAL when it was handled already (no id or
+ * type: stream closed; result/error ignored; other types answered bad-request). */
+int mp_cstream_preauth_iq(mp_core *core, mp_cstream *s, const mp_xnode *iq, const char **id,
+                          const char **from, int *get);
 
 /* route.c */
 void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);

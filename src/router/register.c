@@ -179,20 +179,10 @@ void
 mp_register_preauth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *query)
 {
     const mp_config *cfg = core->cfg;
-    const char *id = mp_xnode_attr(iq, "id");
-    const char *type = mp_xnode_attr(iq, "type");
-    /* Addressed to the server (XEP-0077 examples do): answer from it, clients match on that. */
-    const char *from = mp_xnode_attr(iq, "to") ? cfg->hosts[s->host] : NULL;
-    if (!id || !type) {
-        mp_core_close_stream(core, s, "not-authorized", NULL);
+    const char *id, *from;
+    int get;
+    if (mp_cstream_preauth_iq(core, s, iq, &id, &from, &get) < 0)
         return;
-    }
-    int get = strcmp(type, "get") == 0;
-    if (!get && strcmp(type, "set") != 0) {
-        if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
-            mp_cstream_iq_reply(core, s, id, from, "modify", "bad-request", NULL);
-        return;
-    }
     /* Not offered before TLS when TLS is required: the password would travel in clear. */
     if (!cfg->register_enabled || (cfg->tls_required && !s->tls)) {
         mp_cstream_iq_reply(core, s, id, from, "cancel", "not-allowed", NULL);

@@ -583,24 +583,36 @@ legacy_set(mp_core *core, mp_cstream *s, const char *id, const char *from, const
     mp_core_send_frame(core, s->link, MP_LF_BOUND, s->conn, s->full, s->full_len, b->data, b->len);
 }
 
+int
+mp_cstream_preauth_iq(mp_core *core, mp_cstream *s, const mp_xnode *iq, const char **id,
+                      const char **from, int *get)
+{
+    const char *type = mp_xnode_attr(iq, "type");
+    *id = mp_xnode_attr(iq, "id");
+    /* Addressed to the server (the XEP examples do): answer from it, clients match on that. */
+    *from = mp_xnode_attr(iq, "to") ? core->cfg->hosts[s->host] : NULL;
+    if (!*id || !type) {
+        mp_core_close_stream(core, s, "not-authorized", NULL);
+        return MP_EINVAL;
+    }
+    *get = strcmp(type, "get") == 0;
+    if (!*get && strcmp(type, "set") != 0) {
+        if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
+            mp_cstream_iq_reply(core, s, *id, *from, "modify", "bad-request", NULL);
+        return MP_EINVAL;
+    }
+    return 0;
+}
+
 /* <iq/> with <query xmlns='jabber:iq:auth'/> before authentication. */
 static void
 legacy_auth(mp_core *core, mp_cstream *s, const mp_xnode *iq, const mp_xnode *q)
 {
     const mp_config *cfg = core->cfg;
-    const char *id = mp_xnode_attr(iq, "id");
-    const char *type = mp_xnode_attr(iq, "type");
-    const char *from = mp_xnode_attr(iq, "to") ? cfg->hosts[s->host] : NULL;
-    if (!id || !type) {
-        mp_core_close_stream(core, s, "not-authorized", NULL);
+    const char *id, *from;
+    int get;
+    if (mp_cstream_preauth_iq(core, s, iq, &id, &from, &get) < 0)
         return;
-    }
-    int get = strcmp(type, "get") == 0;
-    if (!get && strcmp(type, "set") != 0) {
-        if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
-            mp_cstream_iq_reply(core, s, id, from, "modify", "bad-request", NULL);
-        return;
-    }
     if (!cfg->legacy_auth) {
         mp_cstream_iq_reply(core, s, id, from, "cancel", "service-unavailable", NULL);
         return;
