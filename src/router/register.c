@@ -4,9 +4,9 @@
  * the account (§3.2), served as IQ handlers for the account.
  *
  * Creation is counted per IP address over register.window in a small fixed table made on the
- * first registration attempt: it needs no timer, and an attacker with more than RATE_SLOTS addresses gains nothing a
- * per-address limit could have stopped anyway. Passwords are never logged and their copies
- * are wiped. */
+ * first registration attempt: it needs no timer, and an attacker with more than RATE_SLOTS
+ * addresses gains nothing a per-address limit could have stopped anyway. Passwords are never
+ * logged and their copies are wiped. */
 #include "router/core_int.h"
 #include "magpie/module.h"
 #include "auth/accounts.h"
