@@ -24,7 +24,9 @@ enum mp_frame_kind {
     /* core -> mux */
     MP_LF_SEND,   /* write payload */
     MP_LF_AUTHED, /* write payload (<success/>), raise limits, expect a stream restart */
-    MP_LF_BOUND,  /* aux = full JID to stamp as from; write payload (the bind result) */
+    MP_LF_BOUND,  /* aux = full JID to stamp as from; write payload (the bind result). On a
+                   * stream not yet AUTHED (XEP-0078: login and bind in one IQ) it also lifts
+                   * the pre-authentication limits and timeout. */
     MP_LF_CLOSE,  /* write payload (a stream error or nothing), close the stream */
 };
 

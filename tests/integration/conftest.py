@@ -600,3 +600,53 @@ def sasl_client(server, user, mech, *opts, password=None, port=None):
     pw = password if password is not None else server.users[user]
     return run_tool([SASL_CLIENT, *opts, server.host, str(port or server.port), server.domain,
                      user, pw, mech])
+
+
+# ---- helpers for slixmpp tests that wait on queues of received stanzas ----
+
+async def slix_ping(c, to="localhost"):
+    """A round trip to the server: what c sent before has been handled, and what was routed
+    to c before has arrived."""
+    iq = c.make_iq_get(ito=to)
+    iq.enable("ping")
+    await iq.send(timeout=10)
+
+
+def drain(queue):
+    """Everything queued so far, without waiting."""
+    got = []
+    while not queue.empty():
+        got.append(queue.get_nowait())
+    return got
+
+
+async def next_of(queue, pred, what, timeout=10):
+    """The next queued item for which pred holds (others are dropped); fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {what} within {timeout}s")
+        try:
+            item = await asyncio.wait_for(queue.get(), left)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {what} within {timeout}s") from None
+        if pred(item):
+            return item
+
+
+def iq_with(c, typ, xml, to=None):
+    """An IQ get or set of client c carrying the payload xml (a string)."""
+    import xml.etree.ElementTree as ET
+    iq = c.make_iq_set(ito=to) if typ == "set" else c.make_iq_get(ito=to)
+    iq.append(ET.fromstring(xml))
+    return iq
+
+
+async def refused(iq):
+    """Send iq, expect an error: its (type, condition)."""
+    from slixmpp.exceptions import IqError
+    with pytest.raises(IqError) as e:
+        await iq.send(timeout=10)
+    err = e.value.iq["error"]
+    return err["type"], err["condition"]

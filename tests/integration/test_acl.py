@@ -10,12 +10,11 @@ import time
 import types
 import xml.etree.ElementTree as ET
 
-import pytest
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import MAGPIED, run, slix_close, slix_login
+from conftest import (MAGPIED, drain, iq_with, next_of, refused, run, slix_close, slix_login,
+                      slix_ping as ping)
 
 HOSTS = ("a.test", "b.test")
 NS_VCARD = "vcard-temp"
@@ -47,47 +46,10 @@ async def login(srv, jid, resource="r", available=True):
     return c
 
 
-async def ping(c, to):
-    """A round trip to the server: what c sent before has been handled."""
-    iq = c.make_iq_get(ito=to)
-    iq.enable("ping")
-    await iq.send(timeout=10)
-
-
 async def quiet(queue, seconds=1.0):
     """What arrives in seconds (expected: nothing)."""
     await asyncio.sleep(seconds)
-    got = []
-    while not queue.empty():
-        got.append(queue.get_nowait())
-    return got
-
-
-async def next_of(queue, pred, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {what} within {timeout}s")
-        try:
-            item = await asyncio.wait_for(queue.get(), left)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no {what} within {timeout}s") from None
-        if pred(item):
-            return item
-
-
-def iq_with(c, typ, xml):
-    iq = c.make_iq_set() if typ == "set" else c.make_iq_get()
-    iq.append(ET.fromstring(xml))
-    return iq
-
-
-async def refused(iq):
-    with pytest.raises(IqError) as e:
-        await iq.send(timeout=10)
-    err = e.value.iq["error"]
-    return err["type"], err["condition"]
+    return drain(queue)
 
 
 def vcard(fn):

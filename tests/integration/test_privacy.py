@@ -2,15 +2,12 @@
 real slixmpp sessions of Alice, Bob and Carol. Every block is proven by a stanza that does not
 arrive, next to one that still does."""
 import asyncio
-import time
-import xml.etree.ElementTree as ET
 
-import pytest
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import run, slix_close, slix_login
+from conftest import (drain, iq_with, next_of, refused, run, slix_close, slix_login,
+                      slix_ping)
 
 NS_PRIVACY = "jabber:iq:privacy"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -49,12 +46,7 @@ def on_push(c, iq):
         iq.reply().send()
 
 
-async def ping(c, to="localhost"):
-    """A round trip to the server: what c sent before has been handled, and what was routed
-    to c before has arrived."""
-    iq = c.make_iq_get(ito=to)
-    iq.enable("ping")
-    await iq.send(timeout=10)
+ping = slix_ping
 
 
 async def settle(*clients):
@@ -62,42 +54,8 @@ async def settle(*clients):
         await ping(c)
 
 
-def drain(queue):
-    got = []
-    while not queue.empty():
-        got.append(queue.get_nowait())
-    return got
-
-
-async def next_of(queue, pred, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {what} within {timeout}s")
-        try:
-            item = await asyncio.wait_for(queue.get(), left)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no {what} within {timeout}s") from None
-        if pred(item):
-            return item
-
-
-def iq_with(c, typ, xml, to=None):
-    iq = c.make_iq_set(ito=to) if typ == "set" else c.make_iq_get(ito=to)
-    iq.append(ET.fromstring(xml))
-    return iq
-
-
 async def ok(c, typ, xml):
     return await iq_with(c, typ, xml).send(timeout=10)
-
-
-async def refused(iq):
-    with pytest.raises(IqError) as e:
-        await iq.send(timeout=10)
-    err = e.value.iq["error"]
-    return err["type"], err["condition"]
 
 
 def privacy(inner):

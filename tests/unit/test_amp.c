@@ -10,44 +10,15 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "base/err.h"
 #include "router/amp.h"
 #include "xml/tree.h"
 
 #define AMP_OPEN "<amp xmlns='" MP_NS_AMP "'"
 
-typedef struct fixture {
-    mp_xml_parser *p;
-    mp_arena a;
-    mp_buf b;
-} fixture;
-
-static int
-setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    f->p = mp_xml_parser_new();
-    if (!f->p) {
-        free(f);
-        return -1;
-    }
-    mp_arena_init(&f->a, 1024);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mp_xml_parser_free(f->p);
-    mp_arena_free(&f->a);
-    mp_buf_free(&f->b);
-    free(f);
-    return 0;
-}
+typedef mp_test_xml fixture;
 
 static void
 parse_amp(fixture *f, const char *xml, mp_amp *a)
@@ -440,12 +411,13 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_datetime),
-        cmocka_unit_test_setup_teardown(test_parse_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_rule_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_build_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_build_reject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_rules, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_values, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_decisions, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_first_rule_wins, mp_test_xml_setup,
+                                        mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_build_event, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_build_reject, mp_test_xml_setup, mp_test_xml_teardown),
         cmocka_unit_test(test_requested),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,46 +21,24 @@
 
 #define D "localhost"
 
-typedef struct fixture {
-    char dir[64];
-    char path[96];
-    mp_store *st;
-    const mp_store_ops *ops;
-} fixture;
+typedef mp_test_store fixture;
 
 static void
 reopen(fixture *f)
 {
-    if (f->st)
-        mp_store_close(f->st);
-    f->st = NULL;
-    assert_int_equal(mp_store_sqlite_open(f->path, &f->st), 0);
-    f->ops = f->st->ops;
+    mp_test_store_reopen(f);
 }
 
 static int
 setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/mp_test_store_roster.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/magpie.db", f->dir);
-    reopen(f);
-    *state = f;
-    return 0;
+    return mp_test_store_setup(state, "store_roster");
 }
 
 static int
 teardown(void **state)
 {
-    fixture *f = *state;
-
-    mp_store_close(f->st);
-    mp_test_remove_db(f->path);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return mp_test_store_teardown(state);
 }
 
 /* ---- roster ---- */

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "base/err.h"
 #include "xml/tree.h"
 
@@ -17,38 +19,7 @@
 #define NS_XHTML_IM "http://jabber.org/protocol/xhtml-im"
 #define NS_XHTML "http://www.w3.org/1999/xhtml"
 
-typedef struct fixture {
-    mp_xml_parser *p;
-    mp_arena a;
-    mp_buf b;
-} fixture;
-
-static int
-setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    f->p = mp_xml_parser_new();
-    if (!f->p) {
-        free(f);
-        return -1;
-    }
-    mp_arena_init(&f->a, 1024);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mp_xml_parser_free(f->p);
-    mp_arena_free(&f->a);
-    mp_buf_free(&f->b);
-    free(f);
-    return 0;
-}
+typedef mp_test_xml fixture;
 
 static int
 parse(fixture *f, const char *ns, const char *s, mp_xnode **out)
@@ -434,14 +405,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parse_stanza, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_serialize_fixed_point, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_text_and_children, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_builders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reuse_with_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_stanza, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_serialize_fixed_point, mp_test_xml_setup,
+                                        mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_text_and_children, mp_test_xml_setup,
+                                        mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_namespaces, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_builders, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, mp_test_xml_setup, mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_with_reset, mp_test_xml_setup,
+                                        mp_test_xml_teardown),
+        cmocka_unit_test_setup_teardown(test_deep, mp_test_xml_setup, mp_test_xml_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
