@@ -42,7 +42,14 @@ c2s:
   port: $BENCH_PORT
   direct_tls_port: $BENCH_AUX_PORT
   tls_required: false
+  max_connections_per_ip: 0   # every load generator connection comes from 127.0.0.1
+  max_read_rate: 0
+  preauth_max_read_rate: 0
 http: {port: 0}
+# The defaults without mam: the harness's ejabberd and Prosody do not archive one-to-one chats
+# either (neither loads mod_mam for users). BENCH_MAGPIE_MAM=1 keeps it, to measure its cost.
+modules: [ping, disco, version, time, last, vcard, private, search, amp, privacy, blocking,
+          carbons${BENCH_MAGPIE_MAM:+, mam}]
 sasl: {scram_iterations: 4096, failure_delay_ms: 0, max_failures: 1000000}
 admin: {socket: $BENCH_DIR/var/magpied.sock}
 CFG

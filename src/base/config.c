@@ -44,6 +44,7 @@ enum kind {
     K_SEEPRES,  /* int, enum mp_see_presence */
     K_ACLLIST,  /* mp_strlist: all, local, admins, domains, bare JIDs */
     K_ACLJIDS,  /* mp_strlist: bare JIDs */
+    K_ARCHMODE, /* int, MP_ARCHIVE_ALWAYS|NEVER|ROSTER of storage/store.h */
 };
 
 struct key {
@@ -92,6 +93,24 @@ static const struct key c2s_keys[] = {
      "seconds of silence after which the server pings a client (XEP-0199); 0 disables"},
     {"ping_timeout", K_INT, F(ping_timeout), 1, 3600, NULL,
      "seconds a pinged client has to answer before it is disconnected"},
+    {"max_read_rate", K_SIZE, F(max_read_rate), 0, SIZE_MAX_CFG, NULL,
+     "bytes per second read from an authenticated client after its burst; 0 disables"},
+    {"read_burst", K_SIZE, F(read_burst), 1024, SIZE_MAX_CFG, NULL,
+     "bytes an authenticated client may send at once before max_read_rate applies"},
+    {"preauth_max_read_rate", K_SIZE, F(preauth_max_read_rate), 0, SIZE_MAX_CFG, NULL,
+     "bytes per second read before authentication after the burst; 0 disables"},
+    {"preauth_read_burst", K_SIZE, F(preauth_read_burst), 1024, SIZE_MAX_CFG, NULL,
+     "bytes a client may send at once before authentication"},
+    {"flood_timeout", K_INT, F(flood_timeout), 1, 3600, NULL,
+     "seconds a client may stay over its read rate before policy-violation"},
+    {"max_connections_per_ip", K_INT, F(max_connections_per_ip), 0, 1000000, NULL,
+     "connections from one IPv4 address or IPv6 /64, loopback included; 0 disables"},
+    {"max_attributes", K_INT, F(max_attributes), 1, 100000, NULL,
+     "attributes plus namespace declarations on one element"},
+    {"max_name_length", K_INT, F(max_name_length), 16, 65536, NULL,
+     "bytes of one element or attribute name"},
+    {"max_attribute_size", K_SIZE, F(max_attribute_size), 256, SIZE_MAX_CFG, NULL,
+     "bytes of one attribute value or namespace URI"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -143,6 +162,19 @@ static const struct key offline_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key sm_keys[] = {
+    {"enabled", K_BOOL, F(sm_enabled), 0, 0, NULL, "offer stream management (XEP-0198)"},
+    {"resume_timeout", K_INT, F(sm_resume_timeout), 0, 86400, NULL,
+     "seconds a session whose connection died waits to be resumed; 0: no resumption"},
+    {"max_queue", K_INT, F(sm_max_queue), 1, 1000000, NULL,
+     "stanzas sent to a client and not yet acknowledged before the stream is closed"},
+    {"max_queue_size", K_SIZE, F(sm_max_queue_size), 4096, SIZE_MAX_CFG, NULL,
+     "bytes of unacknowledged stanzas kept for one session"},
+    {"ack_request_every", K_INT, F(sm_ack_request_every), 1, 100000, NULL,
+     "unacknowledged stanzas after which the server asks the client for an ack"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key vcard_keys[] = {
     {"max_size", K_SIZE, F(vcard_max_size), 1024, SIZE_MAX_CFG, NULL,
      "largest vCard an account may store (XEP-0054), bytes"},
@@ -174,6 +206,26 @@ static const struct key privacy_keys[] = {
      "privacy lists one account may keep (XEP-0016)"},
     {"max_items", K_INT, F(privacy_max_items), 1, 10000, NULL,
      "items in one privacy list, blocked JIDs included (XEP-0016, XEP-0191)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key csi_keys[] = {
+    {"max_presences", K_INT, F(csi_max_presences), 0, 100000, NULL,
+     "presences held for an inactive client (XEP-0352) before all go out; 0 holds none"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key mam_keys[] = {
+    {"retention_days", K_INT, F(mam_retention_days), 0, 36500, NULL,
+     "days archived messages are kept (XEP-0313); 0 keeps them forever"},
+    {"max_messages", K_INT, F(mam_max_messages), 0, 100000000, NULL,
+     "messages kept per account, the oldest dropped first; 0: no limit"},
+    {"default", K_ARCHMODE, F(mam_default), 0, 0, NULL,
+     "always, never or roster: what is archived for an account that set no preferences"},
+    {"max_page_size", K_INT, F(mam_max_page_size), 1, 1000, NULL,
+     "results in one archive query page, whatever the client asks"},
+    {"batch_ms", K_INT, F(mam_batch_ms), 0, 1000, NULL,
+     "milliseconds archive writes wait to share one commit; 0 commits each"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -212,11 +264,14 @@ static const struct key top_keys[] = {
     {"admin", K_SECTION, 0, 0, 0, admin_keys, "administration"},
     {"core", K_SECTION, 0, 0, 0, core_keys, "threads"},
     {"offline", K_SECTION, 0, 0, 0, offline_keys, "offline messages"},
+    {"sm", K_SECTION, 0, 0, 0, sm_keys, "stream management (XEP-0198)"},
     {"vcard", K_SECTION, 0, 0, 0, vcard_keys, "vCards"},
     {"version", K_SECTION, 0, 0, 0, version_keys, "software version (XEP-0092)"},
     {"register", K_SECTION, 0, 0, 0, register_keys, "in-band registration (XEP-0077)"},
     {"search", K_SECTION, 0, 0, 0, search_keys, "user directory search (XEP-0055)"},
+    {"mam", K_SECTION, 0, 0, 0, mam_keys, "message archive (XEP-0313)"},
     {"privacy", K_SECTION, 0, 0, 0, privacy_keys, "privacy lists and blocking (XEP-0016, XEP-0191)"},
+    {"csi", K_SECTION, 0, 0, 0, csi_keys, "client state indication (XEP-0352)"},
     {"acl", K_SECTION, 0, 0, 0, acl_keys,
      "site policies; a list holds all, local, admins, domains and bare JIDs"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
@@ -253,9 +308,11 @@ static const struct {
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const conflict_names[] = {"replace", "refuse"};
 static const char *const see_presence_names[] = {"all", "same_domain"};
+static const char *const archive_mode_names[] = {"always", "never", "roster"};
 static const char *const default_modules[] = {"ping", "disco",   "version", "time",
                                               "last", "vcard",   "private", "search",
-                                              "amp",  "privacy", "blocking"};
+                                              "amp",  "privacy", "blocking", "mam",
+                                              "carbons"};
 
 #define FIELD(cfg, off, type) ((type *)(void *)((char *)(cfg) + (off)))
 
@@ -388,10 +445,24 @@ mp_config_defaults(mp_config *cfg)
     cfg->conflict_policy = MP_CONFLICT_REPLACE;
     cfg->max_sessions_per_user = 10;
     cfg->offline_max_messages = 100;
+    cfg->sm_enabled = 1;
+    cfg->sm_resume_timeout = 300;
+    cfg->sm_max_queue = 5000;
+    cfg->sm_max_queue_size = 4 * 1024 * 1024;
+    cfg->sm_ack_request_every = 5;
     cfg->vcard_max_size = 64 * 1024;
     cfg->ping_interval = 300;
     cfg->ping_timeout = 60;
     cfg->max_output_buffer = 1024 * 1024;
+    cfg->max_read_rate = 100 * 1024;
+    cfg->read_burst = 1024 * 1024;
+    cfg->preauth_max_read_rate = 16 * 1024;
+    cfg->preauth_read_burst = 64 * 1024;
+    cfg->flood_timeout = 60;
+    cfg->max_connections_per_ip = 64;
+    cfg->max_attributes = 64;
+    cfg->max_name_length = 256;
+    cfg->max_attribute_size = 8192;
     cfg->http_port = 5280;
     for (size_t i = 0; i < NMECHS; i++)
         cfg->sasl_mechanisms |= mechs[i].bit;
@@ -406,6 +477,11 @@ mp_config_defaults(mp_config *cfg)
     cfg->search_max_results = 50;
     cfg->privacy_max_lists = 64;
     cfg->privacy_max_items = 1024;
+    cfg->csi_max_presences = 100;
+    cfg->mam_max_messages = 100000;
+    cfg->mam_default = 0; /* always */
+    cfg->mam_max_page_size = 100;
+    cfg->mam_batch_ms = 5;
     cfg->acl_see_presence = MP_SEE_ALL;
     for (size_t i = 0; i < NACL_LISTS; i++) {
         mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);
@@ -1046,6 +1122,11 @@ parse_value(struct ld *ld, const struct key *k, const char *name, struct fy_even
             return rc;
         *FIELD(cfg, k->off, int) = e;
         return 0;
+    case K_ARCHMODE:
+        if ((rc = get_enum(ld, ev, name, archive_mode_names, 3, &e)) < 0)
+            return rc;
+        *FIELD(cfg, k->off, int) = e;
+        return 0;
     case K_MECHS:
     case K_HOSTS:
     case K_MODULES:
@@ -1312,6 +1393,9 @@ write_keys(FILE *f, const mp_config *cfg, const struct key *tab, const char *ind
         }
         case K_SEEPRES:
             fprintf(f, " %s\n", see_presence_names[*(const int *)slot]);
+            break;
+        case K_ARCHMODE:
+            fprintf(f, " %s\n", archive_mode_names[*(const int *)slot]);
             break;
         case K_ACLLIST:
         case K_ACLJIDS: {

@@ -54,6 +54,15 @@ typedef struct mp_config {
     size_t max_output_buffer;      /* c2s.max_output_buffer: bytes queued to a slow reader, default 1 MiB */
     int ping_interval;             /* c2s.ping_interval: seconds of silence before a ping, default 300 */
     int ping_timeout;              /* c2s.ping_timeout: seconds to answer it, default 60 */
+    size_t max_read_rate;          /* c2s.max_read_rate: bytes/s after auth, default 100 KiB, 0 off */
+    size_t read_burst;             /* c2s.read_burst: bytes, default 1 MiB */
+    size_t preauth_max_read_rate;  /* c2s.preauth_max_read_rate: bytes/s, default 16 KiB, 0 off */
+    size_t preauth_read_burst;     /* c2s.preauth_read_burst: bytes, default 64 KiB */
+    int flood_timeout;             /* c2s.flood_timeout: seconds over the rate, default 60 */
+    int max_connections_per_ip;    /* c2s.max_connections_per_ip: default 64, 0 off */
+    int max_attributes;            /* c2s.max_attributes: per element, default 64 */
+    int max_name_length;           /* c2s.max_name_length: bytes, default 256 */
+    size_t max_attribute_size;     /* c2s.max_attribute_size: bytes, default 8192 */
 
     /* http: */
     int http_port; /* http.port: default 5280, used by the web transports */
@@ -81,6 +90,13 @@ typedef struct mp_config {
 
     /* offline: */
     int offline_max_messages; /* offline.max_messages: default 100, 0 disables */
+
+    /* sm: (XEP-0198) */
+    int sm_enabled;           /* sm.enabled: default true */
+    int sm_resume_timeout;    /* sm.resume_timeout: seconds, default 300, 0 = no resumption */
+    int sm_max_queue;         /* sm.max_queue: unacknowledged stanzas, default 5000 */
+    size_t sm_max_queue_size; /* sm.max_queue_size: their bytes, default 4 MiB */
+    int sm_ack_request_every; /* sm.ack_request_every: default 5 */
 
     /* vcard: */
     size_t vcard_max_size; /* vcard.max_size: bytes of one stored vCard, default 64 KiB */
@@ -111,6 +127,16 @@ typedef struct mp_config {
     /* privacy: (XEP-0016, XEP-0191) */
     int privacy_max_lists; /* privacy.max_lists: lists per account, default 64 */
     int privacy_max_items; /* privacy.max_items: items per list, default 1024 */
+
+    /* csi: client state indication (XEP-0352) */
+    int csi_max_presences; /* csi.max_presences: held per inactive session, default 100 */
+
+    /* mam: message archive (XEP-0313) */
+    int mam_retention_days; /* mam.retention_days: days kept, 0 = forever; default 0 */
+    int mam_max_messages;   /* mam.max_messages: per account, oldest go first; default 100000 */
+    int mam_default;        /* mam.default: always|never|roster (MP_ARCHIVE_*), default always */
+    int mam_max_page_size;  /* mam.max_page_size: results per query page, default 100 */
+    int mam_batch_ms;       /* mam.batch_ms: appends grouped per commit, 0 = none; default 5 */
 
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */

@@ -143,6 +143,19 @@ on_hup(uv_signal_t *h, int signum)
     c->auth_max_failures = fresh.auth_max_failures;
     c->auth_failure_window = fresh.auth_failure_window;
     c->sasl_mechanisms = fresh.sasl_mechanisms;
+    c->max_read_rate = fresh.max_read_rate;
+    c->read_burst = fresh.read_burst;
+    c->preauth_max_read_rate = fresh.preauth_max_read_rate;
+    c->preauth_read_burst = fresh.preauth_read_burst;
+    c->flood_timeout = fresh.flood_timeout;
+    c->max_connections_per_ip = fresh.max_connections_per_ip;
+    c->max_attributes = fresh.max_attributes;
+    c->max_name_length = fresh.max_name_length;
+    c->max_attribute_size = fresh.max_attribute_size;
+    c->sm_resume_timeout = fresh.sm_resume_timeout; /* for sessions enabled from now on */
+    c->sm_max_queue = fresh.sm_max_queue;
+    c->sm_max_queue_size = fresh.sm_max_queue_size;
+    c->sm_ack_request_every = fresh.sm_ack_request_every;
     mp_config_swap_acl(c, &fresh);
     mp_core_set_config(sv->core, c); /* recompiles the site policies */
     mp_log_init(c->log_level, c->log_syslog);

@@ -20,7 +20,8 @@ enum mp_frame_kind {
     /* mux -> core */
     MP_LF_STREAM = 1, /* stream header read (first or restart); aux = peer ip, payload = cb */
     MP_LF_ELEMENT,    /* one top-level element; to/type/id and el_kind set */
-    MP_LF_CLOSED,     /* the connection is gone; aux = reason */
+    MP_LF_CLOSED,     /* the connection is gone; aux = reason (MP_CLOSED_BY_PEER: the
+                       * client ended the stream itself) */
     /* core -> mux */
     MP_LF_SEND,   /* write payload */
     MP_LF_AUTHED, /* write payload (<success/>), raise limits, expect a stream restart */
@@ -30,10 +31,14 @@ enum mp_frame_kind {
     MP_LF_CLOSE,  /* write payload (a stream error or nothing), close the stream */
 };
 
+#define MP_CLOSED_BY_PEER "stream closed by peer"
+
 enum mp_frame_flags {
     MP_FF_TLS = 1 << 0,           /* stream is encrypted */
     MP_FF_DIRECT_TLS = 1 << 1,    /* connection began with TLS (XEP-0368) */
     MP_FF_TLS_AVAILABLE = 1 << 2, /* STARTTLS may be offered */
+    MP_FF_SM = 1 << 3, /* core -> mux: stream management is on, so the mux must not write
+                        * stanzas of its own (its keepalive becomes <r/>, which is no stanza) */
 };
 
 typedef struct mp_frame {

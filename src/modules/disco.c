@@ -2,6 +2,7 @@
  * on behalf of the accounts it hosts (their bare JIDs). */
 #include "magpie/module.h"
 #include "modules/last.h"
+#include "router/archive.h"
 #include "router/caps.h"
 #include "base/err.h"
 
@@ -94,6 +95,10 @@ account_info(mp_iq *iq, void *ud)
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_xnode_append(q, id);
     if (add_feature(iq, q, NS_INFO) < 0 || add_feature(iq, q, NS_ITEMS) < 0)
+        return mp_iq_error(iq, "wait", "internal-server-error");
+    /* XEP-0313 §7.1: the archive and its stanza ids are the account's */
+    if (mp_archive_enabled(iq->core) &&
+        (add_feature(iq, q, MP_NS_MAM) < 0 || add_feature(iq, q, MP_NS_SID) < 0))
         return mp_iq_error(iq, "wait", "internal-server-error");
     return mp_iq_result(iq, q);
 }

@@ -1,4 +1,6 @@
 #include "mux/mux.h"
+#include "mux/iplimit.h"
+#include "mux/shaper.h"
 #include "base/buf.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -38,6 +40,11 @@ enum conn_flags {
     CF_WRITING = 1 << 7,
     CF_IDLE = 1 << 8,   /* hibernated: parser and buffers released */
     CF_PINGED = 1 << 9, /* a XEP-0199 ping is out, unanswered */
+    CF_PEER_CLOSED = 1 << 10, /* the client sent </stream:stream> (no XEP-0198 resumption) */
+    CF_SM = 1 << 11,          /* XEP-0198 on: the core counts stanzas, so pings are <r/> */
+    CF_PAUSED = 1 << 20,      /* over its read rate: not reading until the shaper allows */
+    CF_SHAPED = 1 << 21,      /* was slowed down once (logged) */
+    CF_IP_COUNTED = 1 << 22,  /* counted in the connections per address */
 };
 
 typedef struct mp_conn mp_conn;
@@ -62,8 +69,20 @@ struct mp_conn {
     mp_conn *prev, *next; /* in the unauthenticated or closing list */
     conn_list *list;
     uint32_t flags;
+    mp_shaper shaper;
     char ip[INET6_ADDRSTRLEN];
 };
+
+/* Settings of the read shaper and the per-address cap, bytes and milliseconds. */
+typedef struct shape_limits {
+    uint64_t pre_rate, pre_burst, rate, burst, flood_ms;
+    int max_per_ip;
+} shape_limits;
+
+/* A connection whose reading is paused, and until when (by id: it may close meanwhile). */
+typedef struct paused_conn {
+    uint64_t id, until;
+} paused_conn;
 
 struct mp_mux {
     uv_loop_t loop;
@@ -80,6 +99,7 @@ struct mp_mux {
     const mp_config *cfg;
     pthread_mutex_t limits_lock;
     mp_framer_limits pre_limits, post_limits, pending_pre, pending_post;
+    shape_limits shape, pending_shape;
     _Atomic int limits_changed; /* set by the core thread on reload; read on every read */
     size_t max_output;
     uint64_t ping_interval_ms, ping_timeout_ms, pending_ping_interval_ms, pending_ping_timeout_ms;
@@ -89,6 +109,10 @@ struct mp_mux {
     uint32_t nslots, *free_slots, nfree;
     size_t nconns;
     conn_list unauth, closing;
+    mp_iplimit *iplimit;
+    uv_timer_t resume; /* for the earliest paused connection */
+    paused_conn *paused;
+    size_t npaused, paused_cap;
     int stopping;
     unsigned sweeps;
     char *rbuf;
@@ -148,6 +172,8 @@ tell_core_closed(mp_conn *c, const char *reason)
     if (!(c->flags & CF_CORE_KNOWS))
         return;
     c->flags &= ~CF_CORE_KNOWS;
+    if (c->flags & CF_PEER_CLOSED)
+        reason = MP_CLOSED_BY_PEER;
     mp_frame_out o = {.kind = MP_LF_CLOSED, .conn = c->id, .aux = reason,
                       .aux_len = strlen(reason)};
     push_frame(c->mux, &o);
@@ -265,11 +291,38 @@ conn_puts(mp_conn *c, const char *s)
 
 /* ---- closing ---- */
 
+/* Every connection ends here (on_closed), whatever closed it, so the count cannot leak. The
+ * address is parsed back from its text: a sockaddr per connection would cost more. */
+static void
+uncount_ip(mp_conn *c)
+{
+    struct sockaddr_storage ss;
+    if (!(c->flags & CF_IP_COUNTED))
+        return;
+    c->flags &= ~CF_IP_COUNTED;
+    int rc = strchr(c->ip, ':') ? uv_ip6_addr(c->ip, 0, (struct sockaddr_in6 *)&ss)
+                                : uv_ip4_addr(c->ip, 0, (struct sockaddr_in *)&ss);
+    if (rc == 0)
+        mp_iplimit_release(c->mux->iplimit, (struct sockaddr *)&ss);
+    else
+        mp_err("conn %016llx: cannot uncount address %s", (unsigned long long)c->id, c->ip);
+}
+
+static void
+close_mux_handles(mp_mux *m)
+{
+    uv_close((uv_handle_t *)&m->sweep, NULL);
+    uv_close((uv_handle_t *)&m->resume, NULL);
+    uv_close((uv_handle_t *)&m->wake, NULL);
+    uv_close((uv_handle_t *)&m->stop, NULL);
+}
+
 static void
 on_closed(uv_handle_t *h)
 {
     mp_conn *c = mp_container_of((uv_tcp_t *)h, mp_conn, tcp);
     mp_mux *m = c->mux;
+    uncount_ip(c);
     uint32_t slot = (uint32_t)(c->id & 0xffffffffu);
     m->slots[slot] = NULL;
     m->free_slots[m->nfree++] = slot;
@@ -281,11 +334,8 @@ on_closed(uv_handle_t *h)
     mp_buf_free(&c->inflight);
     free(c->stream_to);
     free(c);
-    if (m->stopping && m->nconns == 0) {
-        uv_close((uv_handle_t *)&m->sweep, NULL);
-        uv_close((uv_handle_t *)&m->wake, NULL);
-        uv_close((uv_handle_t *)&m->stop, NULL);
-    }
+    if (m->stopping && m->nconns == 0)
+        close_mux_handles(m);
 }
 
 static void
@@ -454,6 +504,7 @@ on_stream_close(void *ud)
     mp_conn *c = ud;
     if (c->flags & CF_CLOSING)
         return;
+    c->flags |= CF_PEER_CLOSED;
     conn_puts(c, "</stream:stream>");
     conn_close_graceful(c);
 }
@@ -484,6 +535,109 @@ feed_plain(mp_conn *c, const char *p, size_t n)
     /* MP_AGAIN: a callback stopped the parse (STARTTLS); the rest is dropped on purpose. */
 }
 
+/* ---- read shaping ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static mp_conn *conn_by_id(mp_mux *m, uint64_t id);
+
+static void
+shaper_apply(mp_conn *c, int fill)
+{
+    mp_mux *m = c->mux;
+    const shape_limits *l = &m->shape;
+    int authed = (c->flags & CF_AUTHED) != 0;
+    uint64_t rate = authed ? l->rate : l->pre_rate, burst = authed ? l->burst : l->pre_burst;
+    uint64_t now = uv_now(&m->loop);
+    if (fill && c->shaper.tokens >= 0)
+        mp_shaper_init(&c->shaper, rate, burst, now); /* authenticated: a fresh burst */
+    else
+        mp_shaper_set(&c->shaper, rate, burst, now);
+}
+
+static void
+on_resume(uv_timer_t *t)
+{
+    mp_mux *m = t->data;
+    uint64_t now = uv_now(&m->loop), next = UINT64_MAX;
+    size_t j = 0;
+    for (size_t i = 0; i < m->npaused; i++) {
+        paused_conn p = m->paused[i];
+        mp_conn *c = conn_by_id(m, p.id);
+        if (!c || (c->flags & CF_HANDLE_CLOSED))
+            continue;
+        if (p.until > now) {
+            m->paused[j++] = p;
+            if (p.until < next)
+                next = p.until;
+            continue;
+        }
+        c->flags &= ~CF_PAUSED;
+        if (!(c->flags & CF_CLOSING))
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    m->npaused = j;
+    if (next != UINT64_MAX)
+        uv_timer_start(&m->resume, on_resume, next - now, 0);
+}
+
+static int
+pause_reading(mp_conn *c, uint64_t until)
+{
+    mp_mux *m = c->mux;
+    if (m->npaused == m->paused_cap) {
+        size_t cap = m->paused_cap ? m->paused_cap * 2 : 16;
+        paused_conn *p = realloc(m->paused, cap * sizeof *p);
+        if (!p)
+            return MP_ENOMEM;
+        m->paused = p;
+        m->paused_cap = cap;
+    }
+    m->paused[m->npaused++] = (paused_conn){c->id, until};
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->flags |= CF_PAUSED;
+    uint64_t now = uv_now(&m->loop);
+    if (!uv_is_active((uv_handle_t *)&m->resume) || now + uv_timer_get_due_in(&m->resume) > until)
+        uv_timer_start(&m->resume, on_resume, until - now, 0);
+    return 0;
+}
+
+/* Count n bytes read. Over the rate, reading pauses until the bucket has paid the debt back:
+ * the kernel's receive buffer fills, TCP's window closes, and the sender is slowed without
+ * the server holding more than it has read. A client that stays over the rate for
+ * c2s.flood_timeout is disconnected. Returns nonzero when the connection is being closed. */
+static int
+shape(mp_conn *c, size_t n)
+{
+    mp_mux *m = c->mux;
+    uint64_t now = uv_now(&m->loop);
+    uint64_t wait = mp_shaper_take(&c->shaper, n, now);
+    if (!wait)
+        return 0;
+    uint64_t rate = c->shaper.rate;
+    const char *jid = c->fr.stamp_from ? c->fr.stamp_from : "";
+    if (mp_shaper_over_for(&c->shaper, now) > m->shape.flood_ms) {
+        mp_warn("conn %016llx (%s%s%s): over %llu bytes/s for %llu s, disconnecting "
+                "(c2s.flood_timeout)",
+                (unsigned long long)c->id, c->ip, *jid ? " " : "", jid, (unsigned long long)rate,
+                (unsigned long long)(m->shape.flood_ms / 1000));
+        stream_error(c, "policy-violation", NULL);
+        return 1;
+    }
+    if (!(c->flags & CF_SHAPED)) {
+        c->flags |= CF_SHAPED;
+        mp_info("conn %016llx (%s%s%s): reading faster than %llu bytes/s, slowed down",
+                (unsigned long long)c->id, c->ip, *jid ? " " : "", jid, (unsigned long long)rate);
+    }
+    if (pause_reading(c, now + wait) < 0) {
+        conn_close_now(c);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- reading (continued) ---- */
+
 static void
 on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -501,6 +655,8 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     /* A reload is applied before the next byte is parsed, not whenever the wake-up runs. */
     if (atomic_load_explicit(&c->mux->limits_changed, memory_order_acquire))
         apply_limits(c->mux);
+    if (shape(c, (size_t)nread))
+        return;
     if (!c->tls) {
         feed_plain(c, buf->base, (size_t)nread);
         return;
@@ -566,6 +722,44 @@ slot_take(mp_mux *m, uint32_t *slot)
     return 0;
 }
 
+/* Count the connection against c2s.max_connections_per_ip. Over it, the client gets
+ * <policy-violation/> at once (on the direct TLS port no handshake is spent on it: it is just
+ * closed). Returns 0 when the connection is being refused. */
+static int
+count_ip(mp_conn *c, const struct sockaddr *sa, int direct)
+{
+    mp_mux *m = c->mux;
+    int first;
+    int max = m->shape.max_per_ip;
+    int rc = mp_iplimit_acquire(m->iplimit, sa, max, &first);
+    if (rc > 0) {
+        c->flags |= CF_IP_COUNTED;
+        return 1;
+    }
+    if (rc != MP_ELIMIT) {
+        conn_close_now(c);
+        return 0;
+    }
+    /* Once per spell at the limit: a flood of connections must not become a flood of logs. */
+    if (first)
+        mp_warn("%s: %d connections open from this address, refusing more "
+                "(c2s.max_connections_per_ip)",
+                c->ip, max);
+    else
+        mp_debug("conn %016llx: refused, too many connections from %s", (unsigned long long)c->id,
+                 c->ip);
+    if (direct) {
+        conn_close_now(c);
+        return 0;
+    }
+    send_header(c, m->default_host);
+    conn_puts(c, "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                 "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too many connections from "
+                 "your address</text></stream:error></stream:stream>");
+    conn_close_graceful(c);
+    return 0;
+}
+
 static void
 on_connection(uv_stream_t *server, int status)
 {
@@ -599,7 +793,10 @@ on_connection(uv_stream_t *server, int status)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
         else
             uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
+        if (!count_ip(c, (struct sockaddr *)&ss, direct))
+            return;
     }
+    shaper_apply(c, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     if (direct) {
         c->flags |= CF_DIRECT_TLS | CF_TLS_WANTED;
@@ -636,6 +833,8 @@ on_core_frame(const mp_frame *f, void *ud)
     if (!c || (c->flags & CF_HANDLE_CLOSED))
         return; /* gone: the core got or will get MP_LF_CLOSED */
     const char *payload = mp_frame_payload(f);
+    if (f->flags & MP_FF_SM)
+        c->flags |= CF_SM;
     switch (f->kind) {
     case MP_LF_SEND:
         conn_write(c, payload, f->payload_len);
@@ -646,6 +845,7 @@ on_core_frame(const mp_frame *f, void *ud)
         c->flags &= ~CF_HEADER_SENT;
         list_remove(c);
         mp_framer_set_limits(&c->fr, &m->post_limits);
+        shaper_apply(c, 1);
         if (mp_framer_reset(&c->fr) < 0)
             conn_close_now(c);
         break;
@@ -658,6 +858,7 @@ on_core_frame(const mp_frame *f, void *ud)
             c->flags |= CF_AUTHED;
             list_remove(c);
             mp_framer_set_limits(&c->fr, &m->post_limits);
+            shaper_apply(c, 1);
         }
         conn_write(c, payload, f->payload_len);
         break;
@@ -684,6 +885,7 @@ apply_limits(mp_mux *m)
     if (changed) {
         m->pre_limits = m->pending_pre;
         m->post_limits = m->pending_post;
+        m->shape = m->pending_shape;
         m->ping_interval_ms = m->pending_ping_interval_ms;
         m->ping_timeout_ms = m->pending_ping_timeout_ms;
         atomic_store(&m->limits_changed, 0);
@@ -695,9 +897,10 @@ apply_limits(mp_mux *m)
      * usually a response to abuse in progress. */
     for (uint32_t i = 0; i < m->nslots; i++) {
         mp_conn *c = m->slots[i];
-        if (c && !(c->flags & CF_HANDLE_CLOSED))
-            mp_framer_set_limits(&c->fr, (c->flags & CF_AUTHED) ? &m->post_limits
-                                                                : &m->pre_limits);
+        if (c && !(c->flags & CF_HANDLE_CLOSED)) {
+            mp_framer_set_limits(&c->fr, (c->flags & CF_AUTHED) ? &m->post_limits : &m->pre_limits);
+            shaper_apply(c, 0);
+        }
     }
 }
 
@@ -726,6 +929,13 @@ ping_check(mp_mux *m, mp_conn *c, uint64_t now)
     }
     if (now - c->last_read_ms < m->ping_interval_ms)
         return;
+    if (c->flags & CF_SM) {
+        /* An IQ of ours would be a stanza the core never counted (XEP-0198 h). */
+        conn_puts(c, "<r xmlns='urn:xmpp:sm:3'/>");
+        c->flags |= CF_PINGED;
+        c->ping_sent_ms = now;
+        return;
+    }
     char id[13];
     mp_random_token(id, 12);
     mp_buf b = {0};
@@ -806,11 +1016,8 @@ on_stop(uv_async_t *a)
         if (c && !(c->flags & CF_CLOSING))
             stream_error(c, "system-shutdown", NULL);
     }
-    if (m->nconns == 0) {
-        uv_close((uv_handle_t *)&m->sweep, NULL);
-        uv_close((uv_handle_t *)&m->wake, NULL);
-        uv_close((uv_handle_t *)&m->stop, NULL);
-    }
+    if (m->nconns == 0)
+        close_mux_handles(m);
 }
 
 static void
@@ -855,6 +1062,20 @@ limits_from(const mp_config *cfg, mp_framer_limits *pre, mp_framer_limits *post)
     post->max_element_bytes = cfg->max_stanza_size;
     post->max_elements = 0;
     post->max_depth = cfg->max_depth;
+    pre->max_attributes = post->max_attributes = cfg->max_attributes;
+    pre->max_name_len = post->max_name_len = (size_t)cfg->max_name_length;
+    pre->max_attr_len = post->max_attr_len = cfg->max_attribute_size;
+}
+
+static void
+shape_from(const mp_config *cfg, shape_limits *l)
+{
+    l->pre_rate = cfg->preauth_max_read_rate;
+    l->pre_burst = cfg->preauth_read_burst;
+    l->rate = cfg->max_read_rate;
+    l->burst = cfg->read_burst;
+    l->flood_ms = (uint64_t)cfg->flood_timeout * 1000;
+    l->max_per_ip = cfg->max_connections_per_ip;
 }
 
 static void
@@ -871,6 +1092,8 @@ mux_free(mp_mux *m)
     uv_run(&m->loop, UV_RUN_DEFAULT);
     uv_loop_close(&m->loop);
     pthread_mutex_destroy(&m->limits_lock);
+    mp_iplimit_unref(m->iplimit);
+    free(m->paused);
     free(m->slots);
     free(m->slot_gen);
     free(m->free_slots);
@@ -903,19 +1126,23 @@ mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
     m->ping_timeout_ms = (uint64_t)cfg->ping_timeout * 1000;
     snprintf(m->default_host, sizeof m->default_host, "%s", cfg->hosts[0]);
     limits_from(cfg, &m->pre_limits, &m->post_limits);
+    shape_from(cfg, &m->shape);
     uv_async_init(&m->loop, &m->wake, on_wake);
     m->wake.data = m;
     uv_async_init(&m->loop, &m->stop, on_stop);
     m->stop.data = m;
     uv_timer_init(&m->loop, &m->sweep);
     m->sweep.data = m;
+    uv_timer_init(&m->loop, &m->resume);
+    m->resume.data = m;
     uv_timer_start(&m->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     m->link->to_core.consumer_wake = opts->core_wake;
     m->link->to_core.producer_wake = &m->wake;
     m->link->to_mux.consumer_wake = &m->wake;
     m->link->to_mux.producer_wake = opts->core_wake;
-    int rc = 0;
-    if (cfg->c2s_port) {
+    m->iplimit = mp_iplimit_ref();
+    int rc = m->iplimit ? 0 : MP_ENOMEM;
+    if (rc == 0 && cfg->c2s_port) {
         rc = listen_on(m, &m->listen_plain, cfg->c2s_address, cfg->c2s_port);
         m->have_plain = rc == 0;
     }
@@ -954,6 +1181,7 @@ mp_mux_reload(mp_mux *m, const mp_config *cfg)
 {
     pthread_mutex_lock(&m->limits_lock);
     limits_from(cfg, &m->pending_pre, &m->pending_post);
+    shape_from(cfg, &m->pending_shape);
     m->pending_ping_interval_ms = (uint64_t)cfg->ping_interval * 1000;
     m->pending_ping_timeout_ms = (uint64_t)cfg->ping_timeout * 1000;
     atomic_store_explicit(&m->limits_changed, 1, memory_order_release);

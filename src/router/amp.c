@@ -1,5 +1,6 @@
 /* XEP-0079 Advanced Message Processing. */
 #include "router/amp.h"
+#include "router/csi.h"
 #include "router/core_int.h"
 #include "router/privacy.h"
 #include "router/subscription.h"
@@ -450,8 +451,8 @@ reveals_presence(const mp_amp_rule *r)
 static void
 send_reply(mp_core *core, mp_cstream *to, int rc)
 {
-    if (rc == 0)
-        mp_core_send(core, to, core->scratch.data, core->scratch.len);
+    if (rc == 0) /* through CSI: after any presence it holds for this client */
+        mp_csi_send(core, to, core->scratch.data, core->scratch.len);
     else
         mp_err("amp: cannot build a reply for %s: %s", to->full, mp_strerror(rc));
 }

@@ -2,7 +2,10 @@
  * hands stanzas to negotiation, routing and modules. */
 #include "router/core_int.h"
 #include "router/acl.h"
+#include "router/archive.h"
 #include "router/caps.h"
+#include "router/journal.h"
+#include "router/sm_session.h"
 #include "auth/sasl.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -22,6 +25,8 @@ stream_free(mp_core *core, mp_cstream *s)
     if (s->state == CS_BOUND)
         mp_presence_session_end(core, s);
     mp_cstream_unbind(core, s);
+    if (s->sm) /* after unbinding: its unacknowledged messages must not come back to it */
+        mp_sm_end(core, s);
     mp_htab_remove(&core->streams, &s->by_conn);
     core->stats.connections--;
     if (s->sasl)
@@ -30,6 +35,23 @@ stream_free(mp_core *core, mp_cstream *s)
     free(s->node);
     free(s->full);
     free(s);
+}
+
+void
+mp_core_forget_stream(mp_core *core, mp_cstream *s)
+{
+    stream_free(core, s);
+}
+
+void
+mp_core_move_stream(mp_core *core, mp_cstream *s, uint64_t conn, mp_link *link)
+{
+    mp_htab_remove(&core->streams, &s->by_conn);
+    s->conn = conn;
+    s->link = link;
+    /* Cannot fail: the table held this node a moment ago and does not shrink. */
+    if (mp_htab_insert(&core->streams, &s->by_conn, mp_hash_u64(conn)) < 0)
+        mp_err("core: lost stream %016llx while moving it", (unsigned long long)conn);
 }
 
 mp_cstream *
@@ -74,6 +96,8 @@ mp_core_send_frame(mp_core *core, mp_link *link, int kind, uint64_t conn, const 
 void
 mp_core_send(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
 {
+    if (s->sm && mp_sm_sent(core, s, bytes, len))
+        return;
     mp_core_send_frame(core, s->link, MP_LF_SEND, s->conn, NULL, 0, bytes, len);
 }
 
@@ -163,7 +187,10 @@ on_frame(const mp_frame *f, void *ud)
         if (s) {
             mp_debug("conn %016llx: closed (%.*s)", (unsigned long long)f->conn, (int)f->aux_len,
                      mp_frame_aux(f));
-            stream_free(core, s);
+            int clean = f->aux_len == strlen(MP_CLOSED_BY_PEER) &&
+                        memcmp(mp_frame_aux(f), MP_CLOSED_BY_PEER, f->aux_len) == 0;
+            if (!mp_sm_detach(core, s, clean))
+                stream_free(core, s);
         }
         break;
     default:
@@ -185,6 +212,40 @@ on_wake(uv_async_t *a)
     mp_ring_flush_overflow(&lc->link->to_mux);
     while (mp_ring_drain(&lc->link->to_core, on_frame, lc, DRAIN_BATCH) == DRAIN_BATCH)
         ;
+    /* A commit per batch bounds what a crash can take to the batch in hand. */
+    if (lc->core->journal && mp_journal_sync(lc->core->journal) < 0)
+        mp_err("core: in-flight journal commit failed");
+}
+
+static int
+recover_one(const char *domain, const char *node, const char *bytes, size_t len, void *ud)
+{
+    int rc = mp_offline_store_bytes(ud, domain, node, bytes, len, 1);
+    return rc == MP_ENOTFOUND ? 0 : rc; /* an account deleted meanwhile takes its mail along */
+}
+
+/* Messages acknowledged to their senders and not to their recipients when the server last
+ * died: they wait in offline storage now. */
+static void
+journal_open(mp_core *core)
+{
+    const char *dir = core->cfg->data_dir;
+    if (!dir)
+        return;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/inflight.db", dir) >= (int)sizeof path)
+        return;
+    if (mp_journal_open(path, &core->journal) < 0) {
+        mp_warn("core: no in-flight journal (%s): messages unacknowledged by their recipients "
+                "will not survive a crash",
+                path);
+        return;
+    }
+    int n = mp_journal_recover(core->journal, recover_one, core);
+    if (n > 0)
+        mp_warn("core: %d in-flight messages from before a crash moved to offline storage", n);
+    else if (n < 0)
+        mp_err("core: cannot recover in-flight messages from %s, kept for the next start", path);
 }
 
 int
@@ -225,6 +286,7 @@ mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links,
     rc = mp_caps_init(core);
     if (rc < 0)
         goto fail;
+    journal_open(core);
     *out = core;
     return 0;
 fail:
@@ -252,11 +314,16 @@ mp_core_stop(mp_core *core)
     if (!core || core->stopping)
         return;
     core->stopping = 1;
+    mp_htab *t = &core->streams;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (mp_hnode *n = t->buckets[i]; n; n = n->next)
+            mp_sm_stop(core, mp_container_of(n, mp_cstream, by_conn));
     for (int i = 0; i < core->nlinks; i++)
         uv_close((uv_handle_t *)&core->links[i].wake, NULL);
     if (core->sasl)
         mp_throttle_free(core);
     mp_register_free(core);
+    mp_archive_stop(core); /* commits the open archive batch */
 }
 
 void
@@ -275,6 +342,8 @@ mp_core_free(mp_core *core)
     }
     mp_htab_free(&core->streams);
     mp_htab_free(&core->users);
+    mp_htab_free(&core->sm_ids);
+    mp_journal_close(core->journal);
     mp_modules_unload(core);
     mp_acl_free(core->acl);
     if (core->sasl)

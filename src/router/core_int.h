@@ -44,6 +44,9 @@ typedef struct mp_cstream {
     uint8_t initial_sent;        /* initial presence done: probes answered, offline flushed */
     struct mp_directed *directed; /* sent directed available presence outside the roster */
     struct mp_privacy_list *privacy; /* active privacy list (XEP-0016); NULL: the default */
+    struct mp_sm_session *sm;        /* stream management (XEP-0198), NULL until <enable/> */
+    uint8_t carbons;                 /* XEP-0280: MP_CARBONS_* bits (router/carbons.h) */
+    struct mp_csi *csi;              /* XEP-0352 held presences (csi.c); NULL while active */
     char ip[46];
 } mp_cstream;
 
@@ -89,6 +92,8 @@ struct mp_core {
     mp_htab users;   /* by bare JID */
     mp_htab iq_handlers;
     mp_htab throttle;
+    mp_htab sm_ids; /* resumable sessions by stream management id (sm_session.c) */
+    struct mp_journal *journal; /* in-flight messages of XEP-0198 sessions (journal.c) */
     struct mp_reg_rates *reg_rates; /* register.c: accounts created per IP, lazily made */
     uv_timer_t throttle_gc;
     struct mp_module **modules;
@@ -106,6 +111,7 @@ struct mp_core {
     int stopping;
     struct mp_acl *acl; /* site policies (acl.c), recompiled on reload */
     uint8_t amp_enabled; /* XEP-0079 rules applied (amp.c, switched by the amp module) */
+    struct mp_archive *archive; /* XEP-0313 archiving (archive.c); NULL: mam module off */
 };
 
 /* core.c */
@@ -116,6 +122,10 @@ void mp_core_send_frame(mp_core *core, mp_link *link, int kind, uint64_t conn, c
 /* Close a stream with a stream error condition (NULL: just </stream:stream>), forget it. */
 void mp_core_close_stream(mp_core *core, mp_cstream *s, const char *cond, const char *text);
 mp_user *mp_core_user(mp_core *core, const char *bare, size_t len);
+/* Free a stream and its session without a word to its mux (the caller said what it had to). */
+void mp_core_forget_stream(mp_core *core, mp_cstream *s);
+/* Put a stream on another connection (stream management resumption). */
+void mp_core_move_stream(mp_core *core, mp_cstream *s, uint64_t conn, mp_link *link);
 
 /* stream.c: negotiation before a session is bound */
 void mp_cstream_features(mp_core *core, mp_cstream *s);
@@ -151,6 +161,10 @@ void mp_deliver_to(mp_core *core, mp_cstream *r, const char *bytes, size_t len, 
 /* Offline storage (XEP-0160): store a message for an account with no available resource.
  * Returns 0, MP_ENOTFOUND (no such account), MP_ELIMIT (quota) or MP_EIO. */
 int mp_offline_store(mp_core *core, const char *domain, const char *node, const mp_frame *f);
+/* The same for bytes; acked: the sender was acknowledged already (XEP-0198), so the quota and
+ * offline.max_messages 0 do not apply. */
+int mp_offline_store_bytes(mp_core *core, const char *domain, const char *node, const char *bytes,
+                           size_t len, int acked);
 
 /* roster.c */
 struct mp_roster_item;

@@ -4,7 +4,9 @@
  * from memory. */
 #include "router/amp.h"
 #include "router/core_int.h"
+#include "router/archive.h"
 #include "router/acl.h"
+#include "router/csi.h"
 #include "router/privacy.h"
 #include "router/subscription.h"
 #include "base/config.h"
@@ -16,6 +18,7 @@
 #include "xml/framer.h"
 #include "xmpp/jid.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +41,7 @@ mp_deliver_to(mp_core *core, mp_cstream *r, const char *bytes, size_t len, const
     mp_buf_puts(b, "'");
     if (mp_buf_append(b, bytes + n, len - n) == 0) {
         core->stats.stanzas_routed++;
-        mp_core_send(core, r, b->data, b->len);
+        mp_csi_send(core, r, b->data, b->len); /* XEP-0352: held while r is inactive */
     }
 }
 
@@ -67,7 +70,7 @@ send_simple(mp_core *core, const char *from, const char *to, const char *type)
     if (mp_buf_printf(&b, "' type='%s'/>", type) == 0) {
         for (mp_cstream *r = u->resources; r; r = r->next_res)
             if (r->available && !mp_privacy_blocks(core, r, what, from, strlen(from)))
-                mp_core_send(core, r, b.data, b.len);
+                mp_csi_send(core, r, b.data, b.len);
     }
     mp_buf_free(&b);
 }
@@ -236,7 +239,7 @@ bcast_item(const mp_roster_item *it, void *ud)
         mp_buf_puts(&b, "' to='");
         mp_xml_escape_attr(&b, bc->s->full, bc->s->bare_len);
         if (mp_buf_puts(&b, "' type='subscribe'/>") == 0)
-            mp_core_send(core, bc->s, b.data, b.len);
+            mp_csi_send(core, bc->s, b.data, b.len);
         mp_buf_free(&b);
     }
     return 0;
@@ -376,7 +379,7 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         if (mp_privacy_blocks(core, r, MP_PRIV_PIN, s->full, s->full_len))
             continue;
         core->stats.stanzas_routed++;
-        mp_core_send(core, r, mp_frame_payload(f), f->payload_len);
+        mp_csi_send(core, r, mp_frame_payload(f), f->payload_len);
     }
     if (mp_frame_type_is(f, "error"))
         return;
@@ -419,6 +422,7 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
 void
 mp_presence_session_end(mp_core *core, mp_cstream *s)
 {
+    mp_csi_end(s); /* XEP-0352: held presence is for nobody now */
     /* XEP-0012: every session end counts, also after an explicit unavailable. */
     if (!core->stopping)
         mp_last_logout(core, core->cfg->hosts[s->host], s->node, NULL);
@@ -441,15 +445,25 @@ mp_presence_session_end(mp_core *core, mp_cstream *s)
 int
 mp_offline_store(mp_core *core, const char *domain, const char *node, const mp_frame *f)
 {
+    return mp_offline_store_bytes(core, domain, node, mp_frame_payload(f), f->payload_len, 0);
+}
+
+int
+mp_offline_store_bytes(mp_core *core, const char *domain, const char *node, const char *bytes,
+                       size_t len, int acked)
+{
     int max = core->cfg->offline_max_messages;
-    if (max <= 0)
+    if (max <= 0 && !acked)
         return MP_ENOTFOUND;
+    if (acked) /* its sender was told it arrived: no quota can refuse it now */
+        max = INT_MAX;
     int rc = account_exists(core, domain, node);
     if (rc < 0)
         return rc == MP_ENOTFOUND ? rc : MP_EIO;
     mp_store *st = core->store;
-    rc = st->ops->offline_push(st, domain, node, mp_frame_payload(f), f->payload_len,
-                               (int64_t)time(NULL), max);
+    rc = st->ops->offline_push(st, domain, node, bytes, len, (int64_t)time(NULL), max);
+    if (rc == 0)
+        mp_archive_flush(core); /* stored offline means durable: commit an open archive batch */
     if (rc == MP_ELIMIT)
         mp_info("offline queue of %s@%s is full (%d messages)", node, domain, max);
     else if (rc < 0)

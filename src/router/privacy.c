@@ -2,6 +2,7 @@
  * and the checks the router and the presence engine call. The protocol handlers are the
  * modules "privacy" and "blocking" (src/modules/). */
 #include "router/privacy.h"
+#include "router/csi.h"
 #include "router/core_int.h"
 #include "router/subscription.h"
 #include "base/config.h"
@@ -771,7 +772,7 @@ send_unavailable(mp_core *core, mp_cstream *t, void *ud)
     mp_buf_puts(&b, "' to='");
     mp_xml_escape_attr(&b, sc->to, strlen(sc->to));
     if (mp_buf_puts(&b, "' type='unavailable'/>") == 0)
-        mp_core_send(core, t, b.data, b.len);
+        mp_csi_send(core, t, b.data, b.len); /* replaces what CSI may hold from the same JID */
     mp_buf_free(&b);
     return 0;
 }

@@ -3,7 +3,10 @@
  * with the sender's full JID), never re-parsed. */
 #include "router/core_int.h"
 #include "router/amp.h"
+#include "router/archive.h"
 #include "router/announce.h"
+#include "router/carbons.h"
+#include "router/csi.h"
 #include "router/privacy.h"
 #include "magpie/module.h"
 #include "base/config.h"
@@ -59,7 +62,7 @@ static void
 deliver(mp_core *core, mp_cstream *to, const mp_frame *f)
 {
     core->stats.stanzas_routed++;
-    mp_core_send(core, to, mp_frame_payload(f), f->payload_len);
+    mp_csi_send(core, to, mp_frame_payload(f), f->payload_len); /* XEP-0352 */
 }
 
 /* RFC 6121 §8.5.2: a message to a bare JID goes to the available resources of highest
@@ -81,6 +84,7 @@ deliver_bare_message(mp_core *core, mp_cstream *from, mp_user *u, const mp_frame
                 continue;
             }
             deliver(core, r, f);
+            mp_carbons_mark(r); /* XEP-0280 §6: no carbon for it */
             n++;
         }
     }
@@ -96,15 +100,22 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
     int kind = f->el_kind;
     if (kind == MP_EL_MESSAGE && mp_amp_route(core, from, f, to, u))
         return; /* XEP-0079 rules dropped, bounced or refused it */
+    if (kind == MP_EL_MESSAGE)
+        mp_carbons_sent(core, from, f, u); /* XEP-0280 §7 */
+    if (kind == MP_EL_MESSAGE)
+        f = mp_archive_route(core, from, f, to, u); /* XEP-0313; with its stanza-id */
     if (to->resource_len) {
         for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res) {
             if (r->full_len - r->bare_len - 1 == to->resource_len &&
                 memcmp(r->full + r->bare_len + 1, to->resource, to->resource_len) == 0) {
                 if (mp_privacy_blocks(core, r, kind == MP_EL_IQ ? MP_PRIV_IQ : MP_PRIV_MESSAGE,
-                                      from->full, from->full_len))
+                                      from->full, from->full_len)) {
                     bounce(core, from, f, "cancel", "service-unavailable"); /* XEP-0016 */
-                else
-                    deliver(core, r, f);
+                    return;
+                }
+                deliver(core, r, f);
+                if (kind == MP_EL_MESSAGE) /* XEP-0280 §6 */
+                    mp_carbons_received(core, from, f, mp_frame_payload(f), f->payload_len, u, r);
                 return;
             }
         }
@@ -125,6 +136,8 @@ route_to_user(mp_core *core, mp_cstream *from, const mp_frame *f, const mp_jid *
             return;
         }
         int n = u ? deliver_bare_message(core, from, u, f) : 0;
+        if (n > 0) /* XEP-0280 §6: the resources that did not get it get a carbon */
+            mp_carbons_received(core, from, f, mp_frame_payload(f), f->payload_len, u, NULL);
         if (n > 0 || mp_frame_type_is(f, "headline"))
             return;
         /* XEP-0016 §2.13: refused by the lists of the resources, or offline by the default */

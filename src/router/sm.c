@@ -48,7 +48,7 @@ reserve(mp_sm_queue *q, size_t need)
         q->llen -= q->lstart;
         q->lstart = 0;
     }
-    if (q->len + need > q->cap) {
+    if (!q->bytes || q->len + need > q->cap) { /* a first stanza of 0 bytes needs a buffer too */
         size_t cap = q->cap ? q->cap : 1024;
         while (cap < q->len + need)
             cap *= 2;

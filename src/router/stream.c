@@ -2,7 +2,9 @@
  * owns the bytes and TLS; the core owns who somebody is. */
 #include "router/core_int.h"
 #include "router/caps.h"
+#include "router/csi.h"
 #include "router/privacy.h"
+#include "router/sm_session.h"
 #include "auth/sasl.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -102,6 +104,9 @@ mp_cstream_features(mp_core *core, mp_cstream *s)
                       "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>%zu</max-bytes>"
                       "</limits>",
                       cfg->max_stanza_size);
+        if (cfg->sm_enabled)
+            mp_buf_puts(b, "<sm xmlns='" MP_NS_SM3 "'/>");
+        mp_buf_puts(b, MP_CSI_FEATURE); /* XEP-0352 */
     }
     if (core->amp_enabled) /* XEP-0079 §9 */
         mp_buf_puts(b, "<amp xmlns='http://jabber.org/features/amp'/>");
@@ -197,6 +202,20 @@ sasl_step(mp_core *core, mp_cstream *s, const char *text, size_t len)
             mp_core_send(core, s, b->data, b->len);
         free(out);
         return;
+    }
+    /* The account being guessed at is known only now: refuse it while it is locked out, the
+     * right password included, so that a lockout tells nothing about the password. */
+    const char *named = user ? user : mp_sasl_attempted_user(s->sasl);
+    if (named) {
+        snprintf(account, sizeof account, "%s@%s", named, host);
+        if (mp_throttle_check(core, s->ip, account)) {
+            free(out);
+            mp_info("conn %016llx (%s): too many failed logins for %s, refusing for now",
+                    (unsigned long long)s->conn, s->ip, account);
+            sasl_done(core, s);
+            sasl_failure(core, s, MP_SASL_F_TEMPORARY_AUTH_FAILURE, 0);
+            return;
+        }
     }
     if (r == MP_SASL_SUCCESS && user) {
         snprintf(account, sizeof account, "%s@%s", user, host);
@@ -675,6 +694,8 @@ void
 mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
 {
     if (s->state == CS_BOUND && f->el_kind != 0) {
+        if (s->sm)
+            mp_sm_handled(s);
         mp_route_stanza(core, s, f);
         return;
     }
@@ -687,6 +708,10 @@ mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
         return;
     }
     int sasl_ns = strcmp(el->ns, NS_SASL) == 0;
+    if (s->state != CS_PREAUTH && strcmp(el->ns, MP_NS_SM3) == 0) {
+        mp_sm_element(core, s, el); /* may free s */
+        return;
+    }
     switch (s->state) {
     case CS_PREAUTH: {
         const mp_xnode *reg =
@@ -715,6 +740,8 @@ mp_cstream_element(mp_core *core, mp_cstream *s, const mp_frame *f)
         break;
     }
     /* Bound, and not a stanza. */
+    if (mp_csi_element(core, s, el))
+        return; /* XEP-0352 <active/>, <inactive/> */
     if (strcmp(el->ns, "jabber:client") == 0 || sasl_ns) {
         /* SASL is never offered again after success (RFC 6120 §6.4.8). */
         mp_core_close_stream(core, s, "unsupported-stanza-type", NULL);

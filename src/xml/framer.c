@@ -35,6 +35,7 @@ struct framer_priv {
     int64_t base;         /* stream input offset of the current parser's byte 0 */
     int replaying;        /* feeding the saved header to a rebuilt parser */
     uint64_t stop_offset; /* input offset at the end of the element a callback stopped on */
+    int ns_decls;         /* namespace declarations on the start tag being reported */
 };
 typedef struct framer_priv framer_priv;
 
@@ -213,7 +214,19 @@ static void XMLCALL
 on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     mp_framer *f = ud;
-    if (dead(f) || f->depth != 0 || prefix)
+    framer_priv *p = priv(f);
+    if (dead(f))
+        return;
+    /* Counted with the attributes of the element (expat reports declarations first). */
+    p->ns_decls++;
+    const mp_framer_limits *l = &f->lim;
+    if (!p->replaying && ((l->max_attributes && p->ns_decls > l->max_attributes) ||
+                          (l->max_name_len && prefix && strlen(prefix) > l->max_name_len) ||
+                          (l->max_attr_len && uri && strlen(uri) > l->max_attr_len))) {
+        fail(f, "policy-violation");
+        return;
+    }
+    if (f->depth != 0 || prefix)
         return;
     if (!uri || strcmp(uri, f->content_ns) != 0)
         fail(f, "invalid-namespace");
@@ -300,6 +313,10 @@ write_attrs(mp_framer *f, const XML_Char **atts, int top, int stamp)
         if (uri_len == 0) {
             if (stamp && strcmp(local, "from") == 0)
                 continue;
+            /* to='' addresses nobody: the router takes it as absent and adds its own 'to' to
+             * broadcasts, so it must not stay in the bytes (a duplicate attribute) */
+            if (top && vlen == 0 && strcmp(local, "to") == 0)
+                continue;
             if (mp_buf_append(o, " ", 1) < 0 || mp_buf_puts(o, local) < 0 ||
                 mp_buf_append(o, "='", 2) < 0)
                 return MP_ENOMEM;
@@ -337,12 +354,49 @@ write_attrs(mp_framer *f, const XML_Char **atts, int top, int stamp)
     return 0;
 }
 
+/* A name "uri\1local" within the limits: the local part is a name, the URI a value. */
+static int
+name_ok(const mp_framer_limits *l, const char *name)
+{
+    const char *uri;
+    size_t uri_len;
+    const char *local = split_name(name, &uri, &uri_len);
+    return (!l->max_name_len || strlen(local) <= l->max_name_len) &&
+           (!l->max_attr_len || uri_len <= l->max_attr_len);
+}
+
+/* The per-tag limits: attributes (namespace declarations included), names and values. */
+static int
+start_tag_ok(mp_framer *f, const char *name, const XML_Char **atts)
+{
+    framer_priv *p = priv(f);
+    const mp_framer_limits *l = &f->lim;
+    int decls = p->ns_decls;
+    p->ns_decls = 0;
+    if (p->replaying)
+        return 1; /* the saved header passed when it was first parsed */
+    int n = 0;
+    while (atts[2 * n])
+        n++;
+    if (l->max_attributes && n + decls > l->max_attributes)
+        goto bad;
+    if (!name_ok(l, name))
+        goto bad;
+    for (int i = 0; atts[i]; i += 2)
+        if (!name_ok(l, atts[i]) || (l->max_attr_len && strlen(atts[i + 1]) > l->max_attr_len))
+            goto bad;
+    return 1;
+bad:
+    fail(f, "policy-violation");
+    return 0;
+}
+
 static void XMLCALL
 on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     mp_framer *f = ud;
     framer_priv *p = priv(f);
-    if (dead(f))
+    if (dead(f) || !start_tag_ok(f, name, atts))
         return;
     if (f->depth == 0) {
         stream_header(f, name, atts);
@@ -555,6 +609,7 @@ reset_state(mp_framer *f)
     f->boundary = 0;
     f->has_to = f->has_type = f->has_id = 0;
     p->tag_open = 0;
+    p->ns_decls = 0;
     p->halted = 0;
     p->base = 0;
     p->replaying = 0;

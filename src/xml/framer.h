@@ -3,9 +3,10 @@
  * differ from the stream's, the client's `from` replaced by the bound JID), extracting
  * to/type/id on the way so the router never re-parses a stanza to route it.
  *
- * It enforces RFC 6120 restricted XML (no DTD, comments, PIs; UTF-8 only) and the limits:
- * bytes per top-level element (checked while the element is still open, so a huge token is
- * refused early), elements per stanza and depth. */
+ * It enforces RFC 6120 restricted XML (no DTD, comments, PIs, entities other than the five
+ * predefined ones; UTF-8 only) and the limits: bytes per top-level element (checked while the
+ * element is still open, so a huge token is refused early), elements per stanza, depth,
+ * attributes per element and the length of names and values. */
 #ifndef MP_XML_FRAMER_H
 #define MP_XML_FRAMER_H
 
@@ -47,6 +48,11 @@ typedef struct mp_framer_limits {
     size_t max_element_bytes; /* raw bytes of one top-level element (and of the header) */
     int max_elements;         /* elements in one top-level element, 0 = unlimited */
     int max_depth;            /* nesting below the stream element */
+    /* Checked on every element, the stream header included; 0 = unlimited. Expat has parsed
+     * the start tag by then, so memory is bounded by max_element_bytes, not by these. */
+    int max_attributes;  /* attributes plus namespace declarations on one element */
+    size_t max_name_len; /* bytes of an element or attribute local name, or a prefix */
+    size_t max_attr_len; /* bytes of one attribute value or namespace URI */
 } mp_framer_limits;
 
 typedef struct mp_framer {

@@ -491,7 +491,7 @@ def expect_stream_error(client, condition, timeout=10):
 # -- slixmpp ---------------------------------------------------------------------------------
 
 def slix_client(server, user, mech="PLAIN", resource=None, password=None, use_ssl=False,
-                plain_cb=True):
+                plain_cb=True, plugins=()):
     """A slixmpp client (not yet connected). With plain_cb, SCRAM without -PLUS sends the
     gs2 flag 'n': slixmpp 1.8.3 otherwise sends 'y' whenever TLS is up, which a server that
     offers -PLUS must refuse (RFC 5802 section 6)."""
@@ -515,6 +515,8 @@ def slix_client(server, user, mech="PLAIN", resource=None, password=None, use_ss
     c.ssl_context.check_hostname = False
     c.ssl_context.verify_mode = ssl.CERT_NONE
     c.register_plugin("xep_0199")
+    for p in plugins:
+        c.register_plugin(p)
     c.messages = asyncio.Queue()
     c.started = asyncio.Event()
     c.auth_failed = asyncio.Event()

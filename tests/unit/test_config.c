@@ -138,15 +138,19 @@ test_defaults(void **state)
     assert_string_equal(c.sqlite_path, "var/magpie.db");
     assert_string_equal(c.admin_socket, "var/magpied.sock");
     assert_int_equal(c.mux_threads, 1);
-    static const char *const want[] = {"ping", "disco",   "version", "time",
-                                       "last", "vcard",   "private", "search",
-                                       "amp",  "privacy", "blocking"};
+    static const char *const want[] = {"ping", "disco",   "version",  "time",
+                                       "last", "vcard",   "private",  "search",
+                                       "amp",  "privacy", "blocking", "mam",
+                                       "carbons"};
     assert_int_equal(c.nmodules, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.nmodules; i++)
         assert_string_equal(c.modules[i], want[i]);
     assert_int_equal(c.offline_max_messages, 100);
     assert_int_equal(c.ping_interval, 300);
     assert_int_equal(c.ping_timeout, 60);
+    assert_int_equal(c.sm_enabled, 1);
+    assert_int_equal(c.sm_resume_timeout, 300);
+    assert_int_equal(c.sm_max_queue, 5000);
     mp_config_free(&c);
     assert_true(is_zeroed(&c));
 }
