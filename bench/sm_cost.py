@@ -110,7 +110,7 @@ def main():
     d = tempfile.mkdtemp(prefix="smcost-")
     port = free_port()
     cfg = os.path.join(d, "m.yml")
-    open(cfg, "w").write(f"hosts: [localhost]\ndata_dir: {d}/var\nlog: {{level: info}}\n"
+    open(cfg, "w").write(f"hosts: [localhost]\ndata_dir: {d}/var\nlog: {{level: warn}}\n"
                          f"c2s: {{address: 127.0.0.1, port: {port}, direct_tls_port: 0, "
                          f"tls_required: false}}\nhttp: {{port: 0}}\n"
                          f"sasl: {{mechanisms: [PLAIN]}}\nmodules: [session, roster, ping, disco]\n")

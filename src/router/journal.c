@@ -9,8 +9,8 @@
 enum { J_PUT, J_RELEASE, J_DROP, J_ALL, J_CLEAR, J_BEGIN, J_COMMIT, J_COUNT };
 
 static const char *const sql[J_COUNT] = {
-    [J_PUT] = "INSERT OR REPLACE INTO inflight(sess, seq, domain, node, stanza) "
-              "VALUES(?, ?, ?, ?, ?)",
+    [J_PUT] = ("INSERT OR REPLACE INTO inflight(sess, seq, domain, node, stanza) "
+               "VALUES(?, ?, ?, ?, ?)"), /* parenthesized: clang's -Wstring-concatenation */
     [J_RELEASE] = "DELETE FROM inflight WHERE sess = ? AND seq <= ?",
     [J_DROP] = "DELETE FROM inflight WHERE sess = ?",
     [J_ALL] = "SELECT domain, node, stanza FROM inflight ORDER BY sess, seq",
