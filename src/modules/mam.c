@@ -3,6 +3,7 @@
  * path (router/archive.c), which this module switches on. */
 #include "magpie/module.h"
 #include "router/archive.h"
+#include "xmpp/datetime.h"
 #include "router/core.h"
 #include "storage/store.h"
 #include "base/config.h"
@@ -257,11 +258,11 @@ parse_form(const mp_xnode *x, query *qr)
                 qr->q.with_resource = qr->with_buf + bl + 1;
             }
         } else if (strcmp(var, "start") == 0) {
-            if (mp_archive_parse_time(val, &qr->q.start) < 0)
+            if (mp_datetime_parse(val, &qr->q.start) < 0)
                 return MP_EINVAL;
             qr->q.has_start = 1;
         } else if (strcmp(var, "end") == 0) {
-            if (mp_archive_parse_time(val, &qr->q.end) < 0)
+            if (mp_datetime_parse(val, &qr->q.end) < 0)
                 return MP_EINVAL;
             qr->q.has_end = 1;
         } else if (strcmp(var, FULLTEXT_VAR) == 0 || strcmp(var, "fulltext") == 0 ||

@@ -1,5 +1,6 @@
 /* XEP-0079 Advanced Message Processing. */
 #include "router/amp.h"
+#include "xmpp/datetime.h"
 #include "router/csi.h"
 #include "router/core_int.h"
 #include "router/privacy.h"
@@ -56,63 +57,14 @@ lookup(const name_map *m, size_t n, const char *s)
 
 /* ---- XEP-0082 DateTime ---- */
 
-static int
-digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-static int
-leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t
-days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int
 mp_amp_parse_datetime(const char *s, int64_t *out)
 {
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec;
-    if (!s || strlen(s) < 20)
+    int64_t us;
+    /* XEP-0079 §3.3.2: expire-at MUST be UTC; local time or an offset is refused */
+    if (!mp_datetime_is_utc(s) || mp_datetime_parse(s, &us) < 0)
         return MP_EINVAL;
-    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
-        digits(s + 8, 2, &d) || s[10] != 'T' || digits(s + 11, 2, &h) || s[13] != ':' ||
-        digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
-        return MP_EINVAL;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap(y)) || h > 23 ||
-        mi > 59 || sec > 60)
-        return MP_EINVAL;
-    const char *p = s + 19;
-    if (*p == '.') {
-        const char *q = ++p;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (p == q)
-            return MP_EINVAL;
-    }
-    if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0 && strcmp(p, "-00:00") != 0)
-        return MP_EINVAL;
-    /* A leap second counts as the next second: expiry is judged to the second anyway. */
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    *out = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000); /* whole seconds, floored */
     return 0;
 }
 

@@ -50,11 +50,6 @@ void mp_archive_inspect(mp_xnode *msg, const char *by1, const char *by2, int unl
 int mp_archive_add_stanza_id(mp_buf *out, const char *bytes, size_t len, const char *by,
                              const char *id);
 
-/* XEP-0082 DateTime, CCYY-MM-DDThh:mm:ss[.s+](Z|(+|-)hh:mm), to microseconds since the epoch
- * (UTC); MP_EINVAL when malformed. */
-int mp_archive_parse_time(const char *s, int64_t *us);
-/* The reverse: "CCYY-MM-DDThh:mm:ss.uuuuuuZ" into buf (at least 32 bytes). */
-void mp_archive_format_time(int64_t us, char *buf, size_t cap);
 
 /* One query result (XEP-0313 §4.2): <message to='to' from='from'><result queryid id>
  * <forwarded><delay stamp/>stored</forwarded></result></message>, appended to out. stored is a

@@ -21,6 +21,7 @@
  *
  * Options (environment): MAGPIE_FUZZ_LOG=debug|info|warn|error (default: errors only);
  * MAGPIE_FUZZ_TRACE=1 prints every frame the core writes (to write or debug a seed). */
+#include <dirent.h>
 #include <expat.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -353,7 +354,7 @@ close_walk(uv_handle_t *h, void *arg)
 static void
 teardown(void)
 {
-    char p[160];
+    char p[512];
     mp_core_stop(F.core);
     uv_walk(&F.loop, close_walk, NULL);
     uv_run(&F.loop, UV_RUN_DEFAULT);
@@ -363,11 +364,15 @@ teardown(void)
     mp_ring_free(&F.link.to_mux);
     uv_loop_close(&F.loop);
     mp_config_free(&F.cfg);
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", F.path, suffix[i]);
-        unlink(p);
+    /* the store and whatever else the server keeps in its data_dir (the XEP-0198 journal) */
+    DIR *d = opendir(F.dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            snprintf(p, sizeof p, "%s/%s", F.dir, e->d_name) < (int)sizeof p)
+            unlink(p);
     }
+    if (d)
+        closedir(d);
     rmdir(F.dir);
 }
 

@@ -652,3 +652,27 @@ async def refused(iq):
         await iq.send(timeout=10)
     err = e.value.iq["error"]
     return err["type"], err["condition"]
+
+
+def jid(user, res=None):
+    """user@localhost[/res]"""
+    return f"{user}@{DOMAIN}" + (f"/{res}" if res else "")
+
+
+async def settle(*clients):
+    """Everything each client sent has been routed, and what was routed to it has arrived."""
+    for c in clients:
+        await slix_ping(c)
+    for c in clients:
+        await slix_ping(c)
+
+
+async def befriend(a, b, ua, ub):
+    """Mutual subscription, one step at a time (no pre-approval by accident)."""
+    a.send_presence(pto=jid(ub), ptype="subscribe")
+    await settle(a, b)
+    b.send_presence(pto=jid(ua), ptype="subscribed")
+    b.send_presence(pto=jid(ua), ptype="subscribe")
+    await settle(b, a)
+    a.send_presence(pto=jid(ub), ptype="subscribed")
+    await settle(a, b)

@@ -7,16 +7,13 @@ import xml.etree.ElementTree as ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import drain, iq_with, next_message, run, slix_client, slix_close, slix_ping
+from conftest import (drain, iq_with, jid, next_message, run, settle, slix_client, slix_close,
+                      slix_ping)
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_HINTS = "urn:xmpp:hints"
 USERS = {"alice": None, "bob": None}
-
-
-def jid(user, res=None):
-    return f"{user}@localhost" + (f"/{res}" if res else "")
 
 
 async def login(srv, user, resource, carbons=False, priority=None, available=True):
@@ -37,14 +34,6 @@ async def login(srv, user, resource, carbons=False, priority=None, available=Tru
         c.send_presence(ppriority=priority)
     await slix_ping(c)
     return c
-
-
-async def settle(*clients):
-    """Everything each client sent has been routed, and what was routed to it has arrived."""
-    for c in clients:
-        await slix_ping(c)
-    for c in clients:
-        await slix_ping(c)
 
 
 def carbon_of(m):

@@ -6,14 +6,11 @@ import asyncio
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import drain, next_message, run, slix_client, slix_close, slix_ping
+from conftest import (befriend, drain, jid, next_message, run, settle, slix_client, slix_close,
+                      slix_ping)
 
 USERS = {"alice": None, "bob": None}
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
-
-
-def jid(user, res=None):
-    return f"{user}@localhost" + (f"/{res}" if res else "")
 
 
 async def login(srv, user, resource, available=True):
@@ -38,23 +35,6 @@ async def login(srv, user, resource, available=True):
         c.send_presence()
     await slix_ping(c)
     return c
-
-
-async def settle(*clients):
-    for c in clients:
-        await slix_ping(c)
-    for c in clients:
-        await slix_ping(c)
-
-
-async def befriend(a, b, ua, ub):
-    a.send_presence(pto=jid(ub), ptype="subscribe")
-    await settle(a, b)
-    b.send_presence(pto=jid(ua), ptype="subscribed")
-    b.send_presence(pto=jid(ua), ptype="subscribe")
-    await settle(b, a)
-    a.send_presence(pto=jid(ub), ptype="subscribed")
-    await settle(a, b)
 
 
 def from_bob(c):

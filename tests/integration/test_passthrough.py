@@ -47,10 +47,14 @@ def payload_of(msg_xml, tag):
 
 
 def in_client_ns(stanza):
-    """A stanza as it stands in the stream: in the content namespace jabber:client."""
+    """A stanza as it stands in the stream: in the content namespace jabber:client, without
+    the XEP-0359 stanza-id the archive adds for the recipient (the one thing a server adds)."""
     if not re.match(r"<\w+[^>]*\sxmlns=", stanza):
         stanza = re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", stanza, count=1)
-    return ET.fromstring(stanza)
+    tree = ET.fromstring(stanza)
+    for sid in tree.findall("{urn:xmpp:sid:0}stanza-id"):
+        tree.remove(sid)
+    return tree
 
 
 def sent_tree(xml):

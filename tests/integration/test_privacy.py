@@ -6,16 +6,12 @@ import asyncio
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import (drain, iq_with, next_of, refused, run, slix_close, slix_login,
-                      slix_ping)
+from conftest import (befriend, drain, iq_with, jid, next_of, refused, run, settle, slix_close,
+                      slix_login, slix_ping)
 
 NS_PRIVACY = "jabber:iq:privacy"
 NS_BLOCKING = "urn:xmpp:blocking"
 USERS = {"alice": None, "bob": None, "carol": None}
-
-
-def jid(user, res=None):
-    return f"{user}@localhost" + (f"/{res}" if res else "")
 
 
 async def login(srv, user, resource="r", available=True, before_presence=None):
@@ -49,11 +45,6 @@ def on_push(c, iq):
 ping = slix_ping
 
 
-async def settle(*clients):
-    for c in clients:
-        await ping(c)
-
-
 async def ok(c, typ, xml):
     return await iq_with(c, typ, xml).send(timeout=10)
 
@@ -65,17 +56,6 @@ def privacy(inner):
 def deny_list(name, value, kinds="", typ="jid", order=1):
     return privacy(f"<list name='{name}'><item type='{typ}' value='{value}' action='deny' "
                    f"order='{order}'>{kinds}</item></list>")
-
-
-async def befriend(a, b, ua, ub):
-    """Mutual subscription, one step at a time (no pre-approval by accident)."""
-    a.send_presence(pto=jid(ub), ptype="subscribe")
-    await settle(a, b)
-    b.send_presence(pto=jid(ua), ptype="subscribed")
-    b.send_presence(pto=jid(ua), ptype="subscribe")
-    await settle(b, a)
-    a.send_presence(pto=jid(ub), ptype="subscribed")
-    await settle(a, b)
 
 
 async def close(*clients):

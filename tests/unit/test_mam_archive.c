@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "router/archive.h"
+#include "xmpp/datetime.h"
 #include "base/arena.h"
 #include "base/err.h"
 #include "xml/framer.h"
@@ -103,18 +104,18 @@ test_time(void **state)
 {
     int64_t us;
     char buf[40];
-    assert_int_equal(mp_archive_parse_time("1970-01-01T00:00:00Z", &us), 0);
+    assert_int_equal(mp_datetime_parse("1970-01-01T00:00:00Z", &us), 0);
     assert_int_equal(us, 0);
-    assert_int_equal(mp_archive_parse_time("2010-07-10T23:08:25.123456789Z", &us), 0);
+    assert_int_equal(mp_datetime_parse("2010-07-10T23:08:25.123456789Z", &us), 0);
     assert_int_equal(us, 1278803305123456LL);
-    mp_archive_format_time(us, buf, sizeof buf);
+    mp_datetime_format(us, buf, sizeof buf);
     assert_string_equal(buf, "2010-07-10T23:08:25.123456Z");
-    assert_int_equal(mp_archive_parse_time("2010-07-11T01:08:25.5+02:00", &us), 0);
+    assert_int_equal(mp_datetime_parse("2010-07-11T01:08:25.5+02:00", &us), 0);
     assert_int_equal(us, 1278803305500000LL);
-    assert_int_equal(mp_archive_parse_time("2000-02-29T00:00:00-00:00", &us), 0);
-    assert_int_equal(mp_archive_parse_time("1969-12-31T23:59:59.5Z", &us), 0);
+    assert_int_equal(mp_datetime_parse("2000-02-29T00:00:00-00:00", &us), 0);
+    assert_int_equal(mp_datetime_parse("1969-12-31T23:59:59.5Z", &us), 0);
     assert_int_equal(us, -500000);
-    mp_archive_format_time(us, buf, sizeof buf);
+    mp_datetime_format(us, buf, sizeof buf);
     assert_string_equal(buf, "1969-12-31T23:59:59.500000Z");
     static const char *const bad[] = {
         "",
@@ -130,7 +131,7 @@ test_time(void **state)
         "2010-07-10 23:08:25Z",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(mp_archive_parse_time(bad[i], &us), MP_EINVAL);
+        assert_int_equal(mp_datetime_parse(bad[i], &us), MP_EINVAL);
 }
 
 static void
