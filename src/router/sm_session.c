@@ -227,6 +227,12 @@ storable_message(const char *b, size_t len)
     return 1; /* no type: normal */
 }
 
+int
+mp_sm_waiting(const mp_cstream *s)
+{
+    return s->sm && s->sm->detached;
+}
+
 /* ---- <enable/>, <r/>, <a/> ---- */
 
 void

@@ -31,6 +31,9 @@ int mp_sm_detach(mp_core *core, mp_cstream *s, int clean);
  * unacknowledged is delivered to another resource, stored offline, bounced or dropped. */
 void mp_sm_end(mp_core *core, mp_cstream *s);
 
+/* Nonzero while s has no connection and waits for <resume/>. */
+int mp_sm_waiting(const mp_cstream *s);
+
 /* The core is stopping: release the session's timer (its queue is spilled when the stream is
  * freed). */
 void mp_sm_stop(mp_core *core, mp_cstream *s);

@@ -378,7 +378,10 @@ bind_session(mp_core *core, mp_cstream *s, const char *res_in, const char **etyp
         for (mp_cstream *o = u->resources; o; o = o->next_res) {
             if (o->full_len != (size_t)flen || memcmp(o->full, full, (size_t)flen) != 0)
                 continue;
-            if (cfg->conflict_policy == MP_CONFLICT_REFUSE) {
+            /* A session without a connection, waiting for resumption, is not in use: a
+             * client that cannot resume must not be locked out of its resource for the
+             * whole window, whatever the policy. */
+            if (cfg->conflict_policy == MP_CONFLICT_REFUSE && !mp_sm_waiting(o)) {
                 *etype = "cancel";
                 *cond = "conflict";
                 return MP_EEXIST;

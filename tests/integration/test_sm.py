@@ -359,3 +359,29 @@ def test_slixmpp_sm_resumes(make_server):
         await slix_close(b)
 
     run(scenario())
+
+
+def test_waiting_session_does_not_block_its_resource(make_server):
+    """With resource_conflict: refuse, a session waiting for resumption still gives way to a
+    client that logs in afresh with the same resource; what it had queued is not lost."""
+    srv = sm_server(make_server, _config={"c2s": {"resource_conflict": "refuse"}})
+    a = login(srv, "alice", "phone")
+    b = login(srv, "bob", "desk")
+    a.send("<presence/>")
+    enable(a)
+    send_msgs(b, "alice@localhost/phone", "m", 2)
+    wait_bodies(a, ["m0", "m1"])
+    a.close()
+    srv_log_wait(srv, "waits 30 s for resumption")
+    a2 = login(srv, "alice", "phone")  # would be <conflict/> against a live session
+    a2.send("<presence/>")
+    assert wait_bodies(a2, ["m0", "m1"]) == ["m0", "m1"]
+    # against a live session the policy still holds
+    a3 = RawClient(srv.port)
+    a3.open_stream()
+    a3.starttls()
+    a3.open_stream()
+    assert "<success" in a3.auth_plain("alice", "alice-pw")
+    a3.open_stream()
+    jid, reply = a3.bind("phone")
+    assert jid is None and "conflict" in reply, reply
