@@ -106,7 +106,7 @@ test_file_mode_and_pragmas(void **state)
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    assert_int_equal(sqlite3_column_int(q, 0), 4);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
@@ -379,7 +379,7 @@ test_migrate_v1(void **state)
     assert_int_equal(user_version(f->path), 1);
 
     assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
     const mp_store_ops *ops = f->st->ops;
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ops->user_get(f->st, "localhost", nodes[i], &got), 0);
@@ -404,7 +404,7 @@ test_migrate_v1(void **state)
     mp_store_close(f->st);
     f->st = NULL;
     assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
     ops = f->st->ops;
     n = 0;
     assert_int_equal(ops->roster_list(f->st, "localhost", "olga", count_item, &n, &ver), 0);

@@ -1019,7 +1019,7 @@ test_migrate_v2(void **state)
     assert_int_equal(user_version(f->path), 2);
 
     reopen(f);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
     /* the old data is all there */
     assert_int_equal(f->ops->user_get(f->st, D, "olga", &cred), 0);
     assert_int_equal(cred.iterations, 4096);
@@ -1039,10 +1039,60 @@ test_migrate_v2(void **state)
 
     /* reopening changes nothing; deleting the user takes the archive along */
     reopen(f);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
     assert_int_equal(query(f, "olga", &q, &g, &p), 0);
     assert_int_equal(p.count, 1);
     assert_int_equal(f->ops->user_delete(f->st, D, "olga"), 0);
+    assert_int_equal(query(f, "olga", &q, &g, &p), 0);
+    assert_int_equal(g.n, 0);
+}
+
+/* A v3 file (bodies indexed by the insert trigger) becomes v4 (indexed by the append): old
+ * and new messages are found once each. */
+static void
+test_migrate_v3(void **state)
+{
+    fixture *f = *state;
+    char old_id[MP_ARCHIVE_ID_SIZE], new_id[MP_ARCHIVE_ID_SIZE];
+    append(f, "olga", "romeo@montague.lit", NULL, T0, "wherefore art thou", 0, old_id);
+    mp_store_close(f->st);
+    f->st = NULL;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP TRIGGER IF EXISTS archive_ins;"
+                     "CREATE TRIGGER archive_ins AFTER INSERT ON archive BEGIN"
+                     " UPDATE archive_owner SET items = items + 1 WHERE id = new.owner;"
+                     " INSERT INTO archive_fts (rowid, body) SELECT new.id, new.body"
+                     " WHERE new.body IS NOT NULL; END; PRAGMA user_version = 3;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(user_version(f->path), 3);
+    reopen(f);
+    assert_int_equal(user_version(f->path), 4);
+    append(f, "olga", "romeo@montague.lit", NULL, T0 + 1, "thou art wherefore", 0, new_id);
+    mp_archive_query q = {.limit = 5, .want_count = 1, .fulltext = "wherefore"};
+    mp_archive_page p;
+    got g;
+    assert_int_equal(query(f, "olga", &q, &g, &p), 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(p.count, 2);
+    assert_string_equal(g.id[0], old_id);
+    assert_string_equal(g.id[1], new_id);
+    /* each body indexed once: FTS5's own check compares the index with the content table */
+    mp_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO archive_fts (archive_fts) VALUES ('integrity-check')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    reopen(f);
+    /* deleting still takes the index entries along (the delete trigger) */
+    assert_int_equal(f->ops->archive_delete_owner(f->st, D, "olga"), 0);
     assert_int_equal(query(f, "olga", &q, &g, &p), 0);
     assert_int_equal(g.n, 0);
 }
@@ -1069,7 +1119,7 @@ test_migrate_v2_failure_rolls_back(void **state)
     assert_int_equal(sqlite3_exec(db, "DROP TABLE archive_fts", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     reopen(f);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
 }
 
 static int
@@ -1320,6 +1370,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2_failure_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ids_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested, setup, teardown),

@@ -36,6 +36,7 @@ int mp_sq_tx_end(sqlite_store *s, int outer, int rc);
 
 /* The tables schema version 3 adds (run inside the migration's transaction). */
 extern const char mp_sq_archive_schema[];
+extern const char mp_sq_archive_schema_v4[];
 int mp_sq_archive_open(sqlite_store *s);
 void mp_sq_archive_close(sqlite_store *s);
 /* Drop the owner's messages and preferences, inside the caller's transaction. */

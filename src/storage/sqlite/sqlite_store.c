@@ -17,7 +17,7 @@
 #include <sqlite3.h>
 
 /* 1: users; 2: roster, offline, blobs; 3: message archive (sqlite_archive.c). */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* Statements prepared once at open, by index. */
 enum {
@@ -203,6 +203,10 @@ migrate(sqlite_store *s)
     }
     if (version < 3) {
         if ((rc = mp_sq_exec(s, mp_sq_archive_schema)) < 0)
+            goto fail;
+    }
+    if (version < 4) {
+        if ((rc = mp_sq_exec(s, mp_sq_archive_schema_v4)) < 0)
             goto fail;
     }
     if (version < SCHEMA_VERSION) {
