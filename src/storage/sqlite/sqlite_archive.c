@@ -305,10 +305,10 @@ insert_item(sqlite_store *s, sqlite3_int64 owner, const mp_archive_item *in,
         if (step == SQLITE_DONE) {
             sqlite3_int64 rowid = sqlite3_last_insert_rowid(s->db);
             sqlite3_stmt *inc = s->arch->q[A_ITEMS_INC];
-            int rc = sqlite3_bind_int64(inc, 1, owner) == SQLITE_OK &&
-                             sqlite3_step(inc) == SQLITE_DONE
-                         ? 0
-                         : mp_sq_fail(s, "archive_append count");
+            int rc =
+                sqlite3_bind_int64(inc, 1, owner) == SQLITE_OK && sqlite3_step(inc) == SQLITE_DONE
+                    ? 0
+                    : mp_sq_fail(s, "archive_append count");
             mp_sq_done(inc);
             if (rc < 0)
                 return rc;
