@@ -289,8 +289,8 @@ session_line(const mp_core_session_info *s, void *ud)
 
     if (!gmtime_r(&t, &tm) || !strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm))
         snprintf(since, sizeof since, "%lld", (long long)s->since);
-    snprintf(line, sizeof line, "%s %s %s %s", s->full_jid, s->ip && *s->ip ? s->ip : "-",
-             s->tls ? "tls" : "plain", since);
+    snprintf(line, sizeof line, "%s %s %s %s%s", s->full_jid, s->ip && *s->ip ? s->ip : "-",
+             s->tls ? "tls" : "plain", since, s->detached ? " waiting-for-resumption" : "");
     x->rc = client_emit(line, x->c);
     return x->rc < 0;
 }

@@ -402,7 +402,8 @@ mp_core_sessions_foreach(mp_core *core, const char *jid, mp_core_session_cb cb, 
                                          .tls = s->tls,
                                          .since = s->since,
                                          .priority = s->priority,
-                                         .available = s->available};
+                                         .available = s->available,
+                                         .detached = mp_sm_waiting(s)};
             if (cb(&info, ud))
                 return;
         }

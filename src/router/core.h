@@ -19,6 +19,7 @@ typedef struct mp_core_session_info {
     int64_t since;        /* unix seconds when the stream opened */
     int priority;         /* presence priority, 0 if none sent */
     int available;        /* sent available presence */
+    int detached;         /* connection lost, waiting for XEP-0198 resumption */
 } mp_core_session_info;
 
 typedef struct mp_core_stats {

@@ -385,3 +385,28 @@ def test_waiting_session_does_not_block_its_resource(make_server):
     a3.open_stream()
     jid, reply = a3.bind("phone")
     assert jid is None and "conflict" in reply, reply
+
+
+def test_sessions_lists_waiting_sessions(make_server):
+    """magpiectl shows which sessions wait for resumption; kicking one ends it and keeps its
+    unacknowledged messages."""
+    srv = sm_server(make_server)
+    a = login(srv, "alice", "phone")
+    b = login(srv, "bob", "desk")
+    a.send("<presence/>")
+    enable(a)
+    send_msgs(b, "alice@localhost/phone", "m", 2)
+    wait_bodies(a, ["m0", "m1"])
+    out = srv.ctl("sessions").stdout
+    assert "alice@localhost/phone" in out and "waiting-for-resumption" not in out, out
+    a.close()
+    srv_log_wait(srv, "waits 30 s for resumption")
+    out = srv.ctl("sessions").stdout
+    line = next(x for x in out.splitlines() if x.startswith("alice@localhost/phone "))
+    assert line.endswith(" waiting-for-resumption"), line
+    srv.ctl("kick", "alice@localhost/phone")
+    srv_log_wait(srv, "2 stored offline")
+    assert "alice@localhost/phone" not in srv.ctl("sessions").stdout
+    a2 = login(srv, "alice", "phone")
+    a2.send("<presence/>")
+    assert wait_bodies(a2, ["m0", "m1"]) == ["m0", "m1"]
