@@ -241,7 +241,15 @@ journal_open(mp_core *core)
                 path);
         return;
     }
+    /* One transaction for all of them (a commit each is an fsync each), and the journal is
+     * emptied only once they are committed to offline storage. */
+    mp_store *st = core->store;
+    int batch = st->ops->batch_begin && st->ops->batch_begin(st) == 0;
     int n = mp_journal_recover(core->journal, recover_one, core);
+    if (batch && st->ops->batch_end(st, n >= 0) < 0)
+        n = MP_EIO;
+    if (n >= 0 && mp_journal_clear(core->journal) < 0)
+        n = MP_EIO; /* stored already: the next start stores them again (duplicates, no loss) */
     if (n > 0)
         mp_warn("core: %d in-flight messages from before a crash moved to offline storage", n);
     else if (n < 0)

@@ -169,8 +169,13 @@ mp_journal_recover(mp_journal *j, mp_journal_cb cb, void *ud)
         n++;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return fail(j, "recover");
-    rc = step_done(j, j->st[J_CLEAR], "clear");
-    return rc < 0 ? rc : n;
+    return rc == SQLITE_DONE ? n : fail(j, "recover");
+}
+
+int
+mp_journal_clear(mp_journal *j)
+{
+    if (mp_journal_sync(j) < 0)
+        return MP_EIO;
+    return step_done(j, j->st[J_CLEAR], "clear");
 }

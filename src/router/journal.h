@@ -30,10 +30,12 @@ int mp_journal_drop(mp_journal *j, uint64_t sess);
  * telling anybody that what was written is safe (an <a/> or <resumed/>), and often. */
 int mp_journal_sync(mp_journal *j);
 
-/* Each recorded message, oldest first per session, then forget them all (a fresh start).
- * cb returning negative stops; nothing is forgotten then. Returns the count or MP_E*. */
+/* Each recorded message, oldest first per session (at start, before any put). cb returning
+ * negative stops. Returns the count or MP_E*. Nothing is forgotten: once what cb did with them
+ * is safe, mp_journal_clear. */
 typedef int (*mp_journal_cb)(const char *domain, const char *node, const char *bytes, size_t len,
                              void *ud);
 int mp_journal_recover(mp_journal *j, mp_journal_cb cb, void *ud);
+int mp_journal_clear(mp_journal *j);
 
 #endif

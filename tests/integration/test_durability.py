@@ -60,6 +60,15 @@ def test_acked_to_sender_unacked_by_recipient_survive_kill9(make_server):
     want = [f"k{i}" for i in range(10, 30)]
     assert wait_bodies(a2, want) == want  # exactly the unconfirmed ones, in order
     assert "<body>k" not in a2.nothing_for(0.5)
+    # the journal was emptied once they were stored: another restart brings nothing back
+    a2.send("</stream:stream>")
+    a2.read_until_closed()
+    assert srv.stop() == 0
+    srv.start()
+    assert srv.log().count("in-flight messages from before a crash") == 1
+    a3 = login(srv, "alice", "phone")
+    a3.send("<presence/>")
+    assert "<body>k" not in a3.nothing_for(1.0)
 
 
 def test_clean_shutdown_keeps_unacked(make_server):
