@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "base/arena.h"
 #include "base/buf.h"
 #include "storage/store.h"
@@ -33,6 +35,24 @@ typedef struct mp_test_store {
 } mp_test_store;
 
 /* Close (if open) and open the store again: what survives a restart. */
+/* The schema version of a database file (PRAGMA user_version), read on a connection of its
+ * own; fails the test when the file cannot be read. */
+static inline int
+mp_test_user_version(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    int v;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
 static inline void
 mp_test_store_reopen(mp_test_store *f)
 {

@@ -297,22 +297,6 @@ unlink_db(const char *path)
     unlink(p);
 }
 
-static int
-user_version(const char *path)
-{
-    sqlite3 *db;
-    sqlite3_stmt *q;
-    int v;
-
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    v = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return v;
-}
-
 /* A database as the version 1 server left it: the users table only, in WAL mode. */
 static void
 make_v1_db(const char *path, const char *const *nodes, const mp_user_cred *creds, int n)
@@ -376,10 +360,10 @@ test_migrate_v1(void **state)
     f->st = NULL;
     unlink_db(f->path);
     make_v1_db(f->path, nodes, creds, 2);
-    assert_int_equal(user_version(f->path), 1);
+    assert_int_equal(mp_test_user_version(f->path), 1);
 
     assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
-    assert_int_equal(user_version(f->path), 4);
+    assert_int_equal(mp_test_user_version(f->path), 4);
     const mp_store_ops *ops = f->st->ops;
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ops->user_get(f->st, "localhost", nodes[i], &got), 0);
@@ -404,7 +388,7 @@ test_migrate_v1(void **state)
     mp_store_close(f->st);
     f->st = NULL;
     assert_int_equal(mp_store_open(&f->cfg, &f->st), 0);
-    assert_int_equal(user_version(f->path), 4);
+    assert_int_equal(mp_test_user_version(f->path), 4);
     ops = f->st->ops;
     n = 0;
     assert_int_equal(ops->roster_list(f->st, "localhost", "olga", count_item, &n, &ver), 0);
@@ -435,7 +419,7 @@ test_migrate_failure_rolls_back(void **state)
     sqlite3_close(db);
     assert_int_equal(mp_store_open(&f->cfg, &f->st), MP_EIO);
     assert_null(f->st);
-    assert_int_equal(user_version(f->path), 1);
+    assert_int_equal(mp_test_user_version(f->path), 1);
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_not_equal(sqlite3_exec(db, "SELECT * FROM roster", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DROP TABLE blobs", NULL, NULL, NULL), SQLITE_OK);
