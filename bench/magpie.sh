@@ -45,7 +45,7 @@ c2s:
   max_connections_per_ip: 0   # every load generator connection comes from 127.0.0.1
   max_read_rate: 0
   preauth_max_read_rate: 0
-http: {port: 0}
+http: {port: 0, tls_port: 0}
 # The defaults without mam: the harness's ejabberd and Prosody do not archive one-to-one chats
 # either (neither loads mod_mam for users). BENCH_MAGPIE_MAM=1 keeps it, to measure its cost.
 modules: [ping, disco, version, time, last, vcard, private, search, amp, privacy, blocking,

@@ -116,6 +116,8 @@ static const struct key c2s_keys[] = {
 
 static const struct key http_keys[] = {
     {"port", K_INT, F(http_port), 0, 65535, NULL, "HTTP port of the web transports"},
+    {"tls_port", K_INT, F(http_tls_port), 0, 65535, NULL,
+     "HTTPS port of the web transports; 0 disables"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -464,6 +466,7 @@ mp_config_defaults(mp_config *cfg)
     cfg->max_name_length = 256;
     cfg->max_attribute_size = 8192;
     cfg->http_port = 5280;
+    cfg->http_tls_port = 5443;
     for (size_t i = 0; i < NMECHS; i++)
         cfg->sasl_mechanisms |= mechs[i].bit;
     cfg->scram_iterations = 4096;

@@ -65,7 +65,8 @@ typedef struct mp_config {
     size_t max_attribute_size;     /* c2s.max_attribute_size: bytes, default 8192 */
 
     /* http: */
-    int http_port; /* http.port: default 5280, used by the web transports */
+    int http_port;     /* http.port: default 5280, 0 disables */
+    int http_tls_port; /* http.tls_port: default 5443, 0 disables */
 
     /* tls: */
     char *tls_certificate; /* tls.certificate: default "<data_dir>/magpie.crt", generated if missing */

@@ -1,6 +1,5 @@
 #include "mux/mux.h"
-#include "mux/iplimit.h"
-#include "mux/shaper.h"
+#include "mux/mux_int.h"
 #include "base/buf.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -20,106 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_BUF 65536
-#define SWEEP_MS 500
-#define CLOSE_GRACE_MS 3000
-/* A connection with no input for this long gives back its parser and buffers (about 10 KiB);
- * the next read rebuilds them. Checked every IDLE_SWEEPS sweeps. */
-#define IDLE_MS 3000
-#define IDLE_SWEEPS 4
-#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-
-enum conn_flags {
-    CF_TLS_WANTED = 1 << 0,  /* <proceed/> sent, handshake pending */
-    CF_DIRECT_TLS = 1 << 1,
-    CF_HEADER_SENT = 1 << 2, /* our stream header for the current stream is out */
-    CF_AUTHED = 1 << 3,
-    CF_CORE_KNOWS = 1 << 4,  /* the core has a stream for this connection */
-    CF_CLOSING = 1 << 5,
-    CF_HANDLE_CLOSED = 1 << 6,
-    CF_WRITING = 1 << 7,
-    CF_IDLE = 1 << 8,   /* hibernated: parser and buffers released */
-    CF_PINGED = 1 << 9, /* a XEP-0199 ping is out, unanswered */
-    CF_PEER_CLOSED = 1 << 10, /* the client sent </stream:stream> (no XEP-0198 resumption) */
-    CF_SM = 1 << 11,          /* XEP-0198 on: the core counts stanzas, so pings are <r/> */
-    CF_PAUSED = 1 << 20,      /* over its read rate: not reading until the shaper allows */
-    CF_SHAPED = 1 << 21,      /* was slowed down once (logged) */
-    CF_IP_COUNTED = 1 << 22,  /* counted in the connections per address */
-};
-
-typedef struct mp_conn mp_conn;
-
-typedef struct conn_list {
-    mp_conn *head, *tail;
-} conn_list;
-
-struct mp_conn {
-    uv_tcp_t tcp;
-    mp_mux *mux;
-    uint64_t id;
-    mp_framer fr;
-    mp_tls_conn *tls;
-    mp_buf out;      /* waiting to be written (ciphertext when TLS) */
-    mp_buf inflight; /* handed to uv_write */
-    uv_write_t wreq;
-    char *stream_to; /* host of the first stream: may not change on restarts */
-    uint64_t deadline_ms;
-    uint64_t last_read_ms;
-    uint64_t ping_sent_ms;
-    mp_conn *prev, *next; /* in the unauthenticated or closing list */
-    conn_list *list;
-    uint32_t flags;
-    mp_shaper shaper;
-    char ip[INET6_ADDRSTRLEN];
-};
-
-/* Settings of the read shaper and the per-address cap, bytes and milliseconds. */
-typedef struct shape_limits {
-    uint64_t pre_rate, pre_burst, rate, burst, flood_ms;
-    int max_per_ip;
-} shape_limits;
-
-/* A connection whose reading is paused, and until when (by id: it may close meanwhile). */
-typedef struct paused_conn {
-    uint64_t id, until;
-} paused_conn;
-
-struct mp_mux {
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t wake;
-    uv_async_t stop;
-    uv_timer_t sweep;
-    uv_tcp_t listen_plain, listen_tls;
-    int have_plain, have_tls;
-    mp_link *link;
-    uv_async_t *core_wake;
-    mp_tls_ctx *tls;
-    int index;
-    const mp_config *cfg;
-    pthread_mutex_t limits_lock;
-    mp_framer_limits pre_limits, post_limits, pending_pre, pending_post;
-    shape_limits shape, pending_shape;
-    _Atomic int limits_changed; /* set by the core thread on reload; read on every read */
-    size_t max_output;
-    uint64_t ping_interval_ms, ping_timeout_ms, pending_ping_interval_ms, pending_ping_timeout_ms;
-    uint64_t unauth_timeout_ms;
-    mp_conn **slots;
-    uint32_t *slot_gen;
-    uint32_t nslots, *free_slots, nfree;
-    size_t nconns;
-    conn_list unauth, closing;
-    mp_iplimit *iplimit;
-    uv_timer_t resume; /* for the earliest paused connection */
-    paused_conn *paused;
-    size_t npaused, paused_cap;
-    int stopping;
-    unsigned sweeps;
-    char *rbuf;
-    char default_host[256];
-};
-
 static void conn_close_now(mp_conn *c);
+static int slot_take(mp_mux *m, uint32_t *slot);
+static void shaper_apply(mp_conn *c, int fill);
 static void apply_limits(mp_mux *m);
 static void stream_error(mp_conn *c, const char *cond, const char *extra);
 
@@ -267,10 +169,10 @@ pump_tls(mp_conn *c)
         raw_write(c, tmp, n);
 }
 
-static void
-conn_write(mp_conn *c, const char *p, size_t n)
+void
+mp_mux_wire_write(mp_conn *c, const char *p, size_t n)
 {
-    if (n == 0 || (c->flags & CF_HANDLE_CLOSED))
+    if (n == 0 || (c->flags & (CF_HANDLE_CLOSED | CF_VIRTUAL)))
         return;
     if (c->tls && mp_tls_handshake_done(c->tls)) {
         if (mp_tls_write(c->tls, p, n) != 0) {
@@ -281,6 +183,28 @@ conn_write(mp_conn *c, const char *p, size_t n)
         return;
     }
     raw_write(c, p, n);
+}
+
+static void
+conn_write(mp_conn *c, const char *p, size_t n)
+{
+    if (n == 0 || (c->flags & CF_HANDLE_CLOSED))
+        return;
+    if (c->ops && c->ops->xml)
+        c->ops->xml(c, p, n);
+    else
+        mp_mux_wire_write(c, p, n);
+}
+
+static void
+stream_end(mp_conn *c)
+{
+    if (c->flags & CF_HANDLE_CLOSED)
+        return;
+    if (c->ops && c->ops->end)
+        c->ops->end(c);
+    else
+        mp_mux_wire_write(c, "</stream:stream>", 16);
 }
 
 static void
@@ -323,6 +247,8 @@ on_closed(uv_handle_t *h)
     mp_conn *c = mp_container_of((uv_tcp_t *)h, mp_conn, tcp);
     mp_mux *m = c->mux;
     uncount_ip(c);
+    if (c->ops && c->ops->freed)
+        c->ops->freed(c);
     uint32_t slot = (uint32_t)(c->id & 0xffffffffu);
     m->slots[slot] = NULL;
     m->free_slots[m->nfree++] = slot;
@@ -369,6 +295,11 @@ send_header(mp_conn *c, const char *host)
 {
     char id[25];
     mp_random_token(id, 24);
+    c->flags |= CF_HEADER_SENT;
+    if (c->ops && c->ops->header) {
+        c->ops->header(c, host, id);
+        return;
+    }
     mp_buf b = {0};
     if (mp_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                         "xmlns:stream='http://etherx.jabber.org/streams' id='") < 0 ||
@@ -379,9 +310,8 @@ send_header(mp_conn *c, const char *host)
         conn_close_now(c);
         return;
     }
-    conn_write(c, b.data, b.len);
+    mp_mux_wire_write(c, b.data, b.len);
     mp_buf_free(&b);
-    c->flags |= CF_HEADER_SENT;
 }
 
 static void
@@ -389,16 +319,21 @@ stream_error(mp_conn *c, const char *cond, const char *extra)
 {
     if (c->flags & CF_CLOSING)
         return;
+    if (!(c->flags & CF_STREAM)) { /* HTTP with no stream yet: nothing to say it in */
+        mp_debug("conn %016llx (%s): %s, closing", (unsigned long long)c->id, c->ip, cond);
+        conn_close_graceful(c);
+        return;
+    }
     mp_info("conn %016llx (%s): stream error %s%s", (unsigned long long)c->id, c->ip, cond,
             extra ? " (stanza too big)" : "");
     if (!(c->flags & CF_HEADER_SENT))
         send_header(c, c->stream_to ? c->stream_to : c->mux->default_host);
     char buf[512];
     snprintf(buf, sizeof buf,
-             "<stream:error><%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>%s</stream:error>"
-             "</stream:stream>",
+             "<stream:error><%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>%s</stream:error>",
              cond, extra ? extra : "");
     conn_puts(c, buf);
+    stream_end(c);
     conn_close_graceful(c);
 }
 
@@ -441,7 +376,9 @@ on_stream_open(void *ud, const mp_stream_header *h)
     unsigned char cb[2 + 64 + 64];
     size_t cb_len = 0;
     uint16_t flags = 0;
-    if (c->tls) {
+    if (c->flags & CF_SECURE) {
+        flags |= MP_FF_TLS;
+    } else if (c->tls) {
         flags |= MP_FF_TLS;
         int n = mp_tls_channel_binding(c->tls, "tls-exporter", cb + 1, 64);
         cb[0] = (unsigned char)(n > 0 ? n : 0);
@@ -449,7 +386,7 @@ on_stream_open(void *ud, const mp_stream_header *h)
         n = mp_tls_channel_binding(c->tls, "tls-server-end-point", cb + cb_len + 1, 64);
         cb[cb_len] = (unsigned char)(n > 0 ? n : 0);
         cb_len += 1 + cb[cb_len];
-    } else if (m->tls) {
+    } else if (m->tls && !(c->flags & CF_HTTP)) {
         flags |= MP_FF_TLS_AVAILABLE;
     }
     if (c->flags & CF_DIRECT_TLS)
@@ -505,7 +442,7 @@ on_stream_close(void *ud)
     if (c->flags & CF_CLOSING)
         return;
     c->flags |= CF_PEER_CLOSED;
-    conn_puts(c, "</stream:stream>");
+    stream_end(c);
     conn_close_graceful(c);
 }
 
@@ -533,6 +470,16 @@ feed_plain(mp_conn *c, const char *p, size_t n)
                      c->fr.too_big ? "<stanza-too-big xmlns='urn:xmpp:errors'/>" : NULL);
     }
     /* MP_AGAIN: a callback stopped the parse (STARTTLS); the rest is dropped on purpose. */
+}
+
+/* Bytes read, after TLS: to the transport, or to the XML stream. */
+static void
+deliver(mp_conn *c, const char *p, size_t n)
+{
+    if (c->ops && c->ops->feed)
+        c->ops->feed(c, p, n);
+    else
+        feed_plain(c, p, n);
 }
 
 /* ---- read shaping ---- */
@@ -658,7 +605,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (shape(c, (size_t)nread))
         return;
     if (!c->tls) {
-        feed_plain(c, buf->base, (size_t)nread);
+        deliver(c, buf->base, (size_t)nread);
         return;
     }
     int was_done = mp_tls_handshake_done(c->tls);
@@ -687,7 +634,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 conn_close_now(c);
             return;
         }
-        feed_plain(c, c->mux->rbuf, (size_t)n);
+        deliver(c, c->mux->rbuf, (size_t)n);
     }
     pump_tls(c);
 }
@@ -748,7 +695,7 @@ count_ip(mp_conn *c, const struct sockaddr *sa, int direct)
     else
         mp_debug("conn %016llx: refused, too many connections from %s", (unsigned long long)c->id,
                  c->ip);
-    if (direct) {
+    if (direct || (c->flags & CF_HTTP)) {
         conn_close_now(c);
         return 0;
     }
@@ -764,7 +711,8 @@ static void
 on_connection(uv_stream_t *server, int status)
 {
     mp_mux *m = server->data;
-    int direct = server == (uv_stream_t *)&m->listen_tls;
+    int http = server == (uv_stream_t *)&m->listen_http || server == (uv_stream_t *)&m->listen_https;
+    int direct = server == (uv_stream_t *)&m->listen_tls || server == (uv_stream_t *)&m->listen_https;
     if (status < 0 || m->stopping)
         return;
     mp_conn *c = calloc(1, sizeof *c);
@@ -781,8 +729,9 @@ on_connection(uv_stream_t *server, int status)
     m->slots[slot] = c;
     m->nconns++;
     c->last_read_ms = uv_now(&m->loop);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
-        mp_framer_init(&c->fr, MP_NS_CLIENT, &m->pre_limits, &framer_cb, c) < 0) {
+    if (http)
+        c->flags |= CF_HTTP;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || (!http && mp_mux_stream_begin(c) < 0)) {
         conn_close_now(c);
         return;
     }
@@ -807,9 +756,114 @@ on_connection(uv_stream_t *server, int status)
         }
     }
     list_append(&m->unauth, c, uv_now(&m->loop) + m->unauth_timeout_ms);
+    if (http && mp_http_accept(c) != 0)
+        return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    mp_debug("conn %016llx: accepted from %s%s", (unsigned long long)c->id, c->ip,
-             direct ? " (direct TLS)" : "");
+    mp_debug("conn %016llx: accepted from %s%s%s", (unsigned long long)c->id, c->ip,
+             http ? " (HTTP)" : "", direct ? " (direct TLS)" : "");
+}
+
+/* ---- for the transports ---- */
+
+void
+mp_mux_conn_write(mp_conn *c, const char *p, size_t n)
+{
+    conn_write(c, p, n);
+}
+
+void
+mp_mux_close_now(mp_conn *c)
+{
+    conn_close_now(c);
+}
+
+void
+mp_mux_close_graceful(mp_conn *c)
+{
+    conn_close_graceful(c);
+}
+
+void
+mp_mux_stream_error(mp_conn *c, const char *cond, const char *extra)
+{
+    stream_error(c, cond, extra);
+}
+
+int
+mp_mux_stream_begin(mp_conn *c)
+{
+    if (c->flags & CF_STREAM)
+        return 0;
+    int rc = mp_framer_init(&c->fr, MP_NS_CLIENT, &c->mux->pre_limits, &framer_cb, c);
+    if (rc == 0)
+        c->flags |= CF_STREAM;
+    return rc;
+}
+
+void
+mp_mux_stream_feed(mp_conn *c, const char *p, size_t n)
+{
+    c->last_read_ms = uv_now(&c->mux->loop);
+    c->flags &= ~(CF_IDLE | CF_PINGED);
+    feed_plain(c, p, n);
+}
+
+mp_conn *
+mp_mux_conn_virtual(mp_mux *m, const char *ip)
+{
+    mp_conn *c = calloc(1, sizeof *c);
+    uint32_t slot;
+    if (!c || slot_take(m, &slot) < 0) {
+        free(c);
+        return NULL;
+    }
+    uv_tcp_init(&m->loop, &c->tcp); /* no socket is opened until bind or connect: none is */
+    c->mux = m;
+    m->slot_gen[slot] = (m->slot_gen[slot] + 1) & 0xffffff;
+    c->id = ((uint64_t)m->index << 56) | ((uint64_t)m->slot_gen[slot] << 32) | slot;
+    m->slots[slot] = c;
+    m->nconns++;
+    c->flags = CF_VIRTUAL | CF_HTTP;
+    c->last_read_ms = uv_now(&m->loop);
+    snprintf(c->ip, sizeof c->ip, "%s", ip);
+    shaper_apply(c, 1);
+    if (mp_mux_stream_begin(c) < 0) {
+        conn_close_now(c);
+        return NULL;
+    }
+    list_append(&m->unauth, c, uv_now(&m->loop) + m->unauth_timeout_ms);
+    return c;
+}
+
+mp_conn *
+mp_mux_conn_by_id(mp_mux *m, uint64_t id)
+{
+    return conn_by_id(m, id);
+}
+
+void
+mp_mux_set_deadline(mp_conn *c, uint64_t ms)
+{
+    if (c->flags & CF_CLOSING)
+        return;
+    if (ms == 0)
+        list_remove(c);
+    else
+        list_append(&c->mux->unauth, c, uv_now(&c->mux->loop) + ms);
+}
+
+void
+mp_mux_read_stop(mp_conn *c)
+{
+    if (!(c->flags & (CF_HANDLE_CLOSED | CF_VIRTUAL)))
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void
+mp_mux_read_start(mp_conn *c)
+{
+    if (!(c->flags & (CF_HANDLE_CLOSED | CF_VIRTUAL | CF_CLOSING | CF_PAUSED)))
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* ---- frames from the core ---- */
@@ -867,7 +921,7 @@ on_core_frame(const mp_frame *f, void *ud)
             c->flags &= ~CF_CORE_KNOWS; /* the core already forgot it */
             if (f->payload_len)
                 conn_write(c, payload, f->payload_len);
-            conn_puts(c, "</stream:stream>");
+            stream_end(c);
             conn_close_graceful(c);
         }
         break;
@@ -920,7 +974,8 @@ on_wake(uv_async_t *a)
 static void
 ping_check(mp_mux *m, mp_conn *c, uint64_t now)
 {
-    if (!m->ping_interval_ms || !c->fr.stamp_from || (c->flags & CF_CLOSING))
+    /* A BOSH session has no socket to go dead: its inactivity timeout does this job. */
+    if (!m->ping_interval_ms || !c->fr.stamp_from || (c->flags & (CF_CLOSING | CF_VIRTUAL)))
         return;
     if (c->flags & CF_PINGED) {
         if (now - c->ping_sent_ms >= m->ping_timeout_ms)
@@ -961,7 +1016,8 @@ hibernate_idle(mp_mux *m, uint64_t now)
         mp_conn *c = m->slots[i];
         if (c)
             ping_check(m, c, now);
-        if (!c || (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED | CF_HANDLE_CLOSED)) ||
+        if (!c || !(c->flags & CF_STREAM) ||
+            (c->flags & (CF_IDLE | CF_CLOSING | CF_TLS_WANTED | CF_HANDLE_CLOSED)) ||
             now - c->last_read_ms < IDLE_MS)
             continue;
         if (!mp_framer_hibernate(&c->fr))
@@ -993,6 +1049,7 @@ on_sweep(uv_timer_t *t)
     uint64_t now = uv_now(&m->loop);
     if (++m->sweeps % IDLE_SWEEPS == 0)
         hibernate_idle(m, now);
+    mp_http_sweep(m, now);
     while (m->unauth.head && m->unauth.head->deadline_ms <= now) {
         mp_conn *c = m->unauth.head;
         list_remove(c);
@@ -1011,6 +1068,10 @@ on_stop(uv_async_t *a)
         uv_close((uv_handle_t *)&m->listen_plain, NULL);
     if (m->have_tls)
         uv_close((uv_handle_t *)&m->listen_tls, NULL);
+    if (m->have_http)
+        uv_close((uv_handle_t *)&m->listen_http, NULL);
+    if (m->have_https)
+        uv_close((uv_handle_t *)&m->listen_https, NULL);
     for (uint32_t i = 0; i < m->nslots; i++) {
         mp_conn *c = m->slots[i];
         if (c && !(c->flags & CF_CLOSING))
@@ -1091,6 +1152,7 @@ mux_free(mp_mux *m)
     uv_walk(&m->loop, close_walk, NULL);
     uv_run(&m->loop, UV_RUN_DEFAULT);
     uv_loop_close(&m->loop);
+    mp_http_mux_free(m);
     pthread_mutex_destroy(&m->limits_lock);
     mp_iplimit_unref(m->iplimit);
     free(m->paused);
@@ -1142,6 +1204,8 @@ mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
     m->link->to_mux.producer_wake = opts->core_wake;
     m->iplimit = mp_iplimit_ref();
     int rc = m->iplimit ? 0 : MP_ENOMEM;
+    if (rc == 0)
+        rc = mp_http_mux_init(m);
     if (rc == 0 && cfg->c2s_port) {
         rc = listen_on(m, &m->listen_plain, cfg->c2s_address, cfg->c2s_port);
         m->have_plain = rc == 0;
@@ -1149,6 +1213,14 @@ mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
     if (rc == 0 && cfg->c2s_direct_tls_port && m->tls) {
         rc = listen_on(m, &m->listen_tls, cfg->c2s_address, cfg->c2s_direct_tls_port);
         m->have_tls = rc == 0;
+    }
+    if (rc == 0 && cfg->http_port) {
+        rc = listen_on(m, &m->listen_http, cfg->c2s_address, cfg->http_port);
+        m->have_http = rc == 0;
+    }
+    if (rc == 0 && cfg->http_tls_port && m->tls) {
+        rc = listen_on(m, &m->listen_https, cfg->c2s_address, cfg->http_tls_port);
+        m->have_https = rc == 0;
     }
     if (rc == 0 && uv_thread_create(&m->thread, mux_main, m) != 0)
         rc = MP_EIO;

@@ -103,7 +103,7 @@ class Server:
         os.makedirs(self.data_dir, exist_ok=True)
         self.host = "127.0.0.1"
         self.domain = hosts[0]
-        self.port, self.tls_port, self.http_port = free_ports(3)
+        self.port, self.tls_port, self.http_port, self.https_port = free_ports(4)
         self.config_path = os.path.join(tmpdir, "magpie.yml")
         self.log_path = os.path.join(tmpdir, "magpied.log")
         self.admin_socket = os.path.join(self.data_dir, "magpied.sock")
@@ -117,7 +117,7 @@ class Server:
             "log": {"level": "debug"},
             "c2s": {"address": "127.0.0.1", "port": self.port,
                     "direct_tls_port": self.tls_port},
-            "http": {"port": self.http_port},
+            "http": {"port": self.http_port, "tls_port": self.https_port},
             "admin": {"socket": self.admin_socket},
         }
         self.config = _merge(cfg, config or {})
