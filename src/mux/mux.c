@@ -1214,11 +1214,13 @@ mp_mux_start(const mp_mux_opts *opts, mp_mux **out)
         rc = listen_on(m, &m->listen_tls, cfg->c2s_address, cfg->c2s_direct_tls_port);
         m->have_tls = rc == 0;
     }
-    if (rc == 0 && cfg->http_port) {
+    /* HTTP only on the first mux thread: a BOSH session's requests come on several TCP
+     * connections, which SO_REUSEPORT would spread over threads that cannot see it. */
+    if (rc == 0 && cfg->http_port && m->index == 0) {
         rc = listen_on(m, &m->listen_http, cfg->c2s_address, cfg->http_port);
         m->have_http = rc == 0;
     }
-    if (rc == 0 && cfg->http_tls_port && m->tls) {
+    if (rc == 0 && cfg->http_tls_port && m->tls && m->index == 0) {
         rc = listen_on(m, &m->listen_https, cfg->c2s_address, cfg->http_tls_port);
         m->have_https = rc == 0;
     }
