@@ -347,12 +347,10 @@ predict(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to, mp_us
     }
     if (mp_frame_type_is(f, "groupchat"))
         return;
-    int best = -1, blocked = 0, headline = mp_frame_type_is(f, "headline");
-    for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
-        if (r->available && r->priority > best)
-            best = r->priority;
+    int blocked = 0, headline = mp_frame_type_is(f, "headline");
+    int best = mp_route_best_priority(u, NULL);
     for (mp_cstream *r = u ? u->resources : NULL; best >= 0 && r; r = r->next_res) {
-        if (r->available && r->priority >= 0 && (headline || r->priority == best)) {
+        if (mp_route_gets_bare(r, best, headline, NULL)) {
             if (mp_privacy_blocks(core, r, MP_PRIV_MESSAGE, s->full, s->full_len)) {
                 blocked = 1;
                 continue;

@@ -142,6 +142,15 @@ int mp_cstream_preauth_iq(mp_core *core, mp_cstream *s, const mp_xnode *iq, cons
 
 /* route.c */
 void mp_route_stanza(mp_core *core, mp_cstream *from, const mp_frame *f);
+/* RFC 6121 §8.5.2.1, the one rule for a message to a bare JID: the highest priority among
+ * u's available resources other than except (NULL: none), -1 when none is non-negative; and
+ * whether r is one that gets it (all non-negative ones for a headline). */
+int mp_route_best_priority(const mp_user *u, const mp_cstream *except);
+static inline int
+mp_route_gets_bare(const mp_cstream *r, int best, int headline, const mp_cstream *except)
+{
+    return r != except && r->available && r->priority >= 0 && (headline || r->priority == best);
+}
 /* Reply to the sender of a stanza with an RFC 6120 stanza error. from_attr/id are plain text
  * (the framer unescapes them); they are escaped here. */
 void mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from_attr,

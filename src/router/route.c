@@ -67,18 +67,26 @@ deliver(mp_core *core, mp_cstream *to, const mp_frame *f)
 
 /* RFC 6121 §8.5.2: a message to a bare JID goes to the available resources of highest
  * non-negative priority (all of them for headlines). Returns how many got it. */
+int
+mp_route_best_priority(const mp_user *u, const mp_cstream *except)
+{
+    int best = -1;
+    for (const mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
+        if (r != except && r->available && r->priority > best)
+            best = r->priority;
+    return best;
+}
+
 static int
 deliver_bare_message(mp_core *core, mp_cstream *from, mp_user *u, const mp_frame *f)
 {
-    int best = -1, n = 0, blocked = 0;
+    int n = 0, blocked = 0;
     int headline = mp_frame_type_is(f, "headline");
-    for (mp_cstream *r = u->resources; r; r = r->next_res)
-        if (r->available && r->priority > best)
-            best = r->priority;
+    int best = mp_route_best_priority(u, NULL);
     if (best < 0)
         return 0;
     for (mp_cstream *r = u->resources; r; r = r->next_res) {
-        if (r->available && r->priority >= 0 && (headline || r->priority == best)) {
+        if (mp_route_gets_bare(r, best, headline, NULL)) {
             if (mp_privacy_blocks(core, r, MP_PRIV_MESSAGE, from->full, from->full_len)) {
                 blocked = 1;
                 continue;

@@ -532,15 +532,13 @@ redeliver(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
     char bare[2 * MP_JID_PART_MAX + 2];
     int bl = snprintf(bare, sizeof bare, "%s@%s", s->node, core->cfg->hosts[s->host]);
     mp_user *u = mp_core_user(core, bare, (size_t)bl);
-    int best = -1, n = 0;
+    int n = 0;
     /* s itself is still bound when its queue overflows: never back to it. */
-    for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
-        if (r != s && r->available && r->priority > best)
-            best = r->priority;
+    int best = mp_route_best_priority(u, s);
     if (best < 0)
         return 0;
     for (mp_cstream *r = u->resources; r; r = r->next_res) {
-        if (r != s && r->available && r->priority == best) {
+        if (mp_route_gets_bare(r, best, 0, s)) {
             mp_core_send(core, r, bytes, len);
             n++;
         }
