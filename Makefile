@@ -3,9 +3,11 @@
 # machine with nothing but a compiler is enough.
 
 RUN_PKGS  := build-essential cmake pkg-config libuv1-dev libexpat1-dev libssl-dev libgsasl-dev \
-             libidn-dev libidn2-dev libfyaml-dev libsqlite3-dev openssl
+             libidn-dev libidn2-dev libfyaml-dev libsqlite3-dev openssl nodejs npm
+# nodejs and npm install Converse.js for the web chat page (/chat/) at build time; the tests'
+# JavaScript clients (tests/node) and the browser test (chromium) need them too.
 TEST_PKGS := $(RUN_PKGS) libcmocka-dev python3 python3-pytest python3-slixmpp libstrophe-dev \
-             sendxmpp clang-14 libfuzzer-14-dev libclang-rt-14-dev
+             sendxmpp clang-14 libfuzzer-14-dev libclang-rt-14-dev chromium fonts-dejavu-core
 JOBS      ?= $(shell nproc)
 CONFIG    ?= var/magpie.yml
 
@@ -27,13 +29,14 @@ build-asan:
 
 fuzz: test-deps
 	CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_FUZZ=ON -DMAGPIE_TESTS=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_framer fuzz_jid fuzz_tree fuzz_sasl
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_framer fuzz_jid fuzz_tree fuzz_sasl fuzz_link
 
 deps:
 	@./scripts/install-deps.sh $(RUN_PKGS)
 
 test-deps:
 	@./scripts/install-deps.sh $(TEST_PKGS)
+	@./scripts/node-deps.sh tests/node
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

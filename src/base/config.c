@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #define DEFAULT_DATA_DIR "var"
+#ifndef MAGPIE_WEB_ROOT
+#define MAGPIE_WEB_ROOT "/usr/share/magpie/web"
+#endif
 #define SIZE_MAX_CFG ((long long)1 << 30) /* 1 GiB: larger limits are certainly typos */
 #define DOMAIN_MAX 1023                   /* RFC 7622 domainpart */
 
@@ -45,6 +48,9 @@ enum kind {
     K_ACLLIST,  /* mp_strlist: all, local, admins, domains, bare JIDs */
     K_ACLJIDS,  /* mp_strlist: bare JIDs */
     K_ARCHMODE, /* int, MP_ARCHIVE_ALWAYS|NEVER|ROSTER of storage/store.h */
+    K_OPTSTR,   /* char *, may be "" (unset) */
+    K_STRLIST,  /* mp_strlist of non-empty strings */
+    K_MUXPOLICY, /* int, enum mp_mux_policy */
 };
 
 struct key {
@@ -118,6 +124,34 @@ static const struct key http_keys[] = {
     {"port", K_INT, F(http_port), 0, 65535, NULL, "HTTP port of the web transports"},
     {"tls_port", K_INT, F(http_tls_port), 0, 65535, NULL,
      "HTTPS port of the web transports; 0 disables"},
+    {"max_body_size", K_SIZE, F(http_max_body_size), 1024, SIZE_MAX_CFG, NULL,
+     "largest HTTP request body (413 above)"},
+    {"max_header_size", K_SIZE, F(http_max_header_size), 1024, 1 << 20, NULL,
+     "largest HTTP request line plus headers (431 above)"},
+    {"keepalive_timeout", K_INT, F(http_keepalive_timeout), 1, 3600, NULL,
+     "seconds an idle HTTP connection is kept, and a request has to arrive whole"},
+    {"cors_origins", K_STRLIST, F(http_cors_origins), 0, 0, NULL,
+     "origins allowed by CORS and for WebSocket (\"*\": any)"},
+    {"consider_secure", K_BOOL, F(http_consider_secure), 0, 0, NULL,
+     "true: plain HTTP counts as encrypted (a TLS-terminating proxy is in front)"},
+    {"public_url", K_OPTSTR, F(http_public_url), 0, 0, NULL,
+     "base URL advertised by host-meta, e.g. https://chat.example.com; empty: from Host"},
+    {"web_root", K_STR, F(http_web_root), 0, 0, NULL,
+     "directory whose chat/ folder is served at /chat/"},
+    {"websocket_see_other_uri", K_OPTSTR, F(http_websocket_see_other_uri), 0, 0, NULL,
+     "non-empty: new WebSocket streams are sent there (RFC 7395 see-other-uri)"},
+    {"websocket_max_message", K_SIZE, F(http_websocket_max_message), 0, SIZE_MAX_CFG, NULL,
+     "largest WebSocket message; 0: c2s.max_stanza_size"},
+    {"bosh_max_wait", K_INT, F(http_bosh_max_wait), 1, 3600, NULL,
+     "longest a BOSH request is held waiting for data, seconds (XEP-0124 wait)"},
+    {"bosh_max_hold", K_INT, F(http_bosh_max_hold), 0, 8, NULL,
+     "BOSH requests held at once per session (XEP-0124 hold)"},
+    {"bosh_max_requests", K_INT, F(http_bosh_max_requests), 1, 16, NULL,
+     "simultaneous BOSH requests per session; at least hold + 1 is granted"},
+    {"bosh_max_inactivity", K_INT, F(http_bosh_max_inactivity), 1, 3600, NULL,
+     "seconds a BOSH session may go without a request before it is ended"},
+    {"bosh_max_pause", K_INT, F(http_bosh_max_pause), 0, 86400, NULL,
+     "longest pause a BOSH client may ask for, seconds; 0: no pauses"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -155,6 +189,37 @@ static const struct key admin_keys[] = {
 static const struct key core_keys[] = {
     {"mux_threads", K_INT, F(mux_threads), 1, 64, NULL,
      "threads owning client connections (1..64)"},
+    {"embedded_mux", K_BOOL, F(embedded_mux), 0, 0, NULL,
+     "false: no client listeners in magpied, clients come through magpie-mux (link.*)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key link_keys[] = {
+    {"address", K_ADDR, F(link_address), 0, 0, NULL, "address magpie-mux processes connect to"},
+    {"port", K_INT, F(link_port), 1, 65535, NULL, "port of the link listener"},
+    {"secret", K_OPTSTR, F(link_secret), 0, 0, NULL,
+     "shared secret of the multiplexors; empty: no link listener"},
+    {"tls", K_BOOL, F(link_tls), 0, 0, NULL, "TLS on the link, with the tls.* certificate"},
+    {"max_frame", K_SIZE, F(link_max_frame), 0, SIZE_MAX_CFG, NULL,
+     "largest frame a multiplexor may send, bytes; 0: derived from c2s.max_stanza_size"},
+    {"max_output", K_SIZE, F(link_max_output), 65536, SIZE_MAX_CFG, NULL,
+     "bytes queued to one multiplexor before its link is dropped"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key mux_keys[] = {
+    {"servers", K_STRLIST, F(mux_servers), 0, 0, NULL,
+     "magpie-mux: servers as \"host:port\", in order of preference"},
+    {"secret", K_OPTSTR, F(mux_secret), 0, 0, NULL, "magpie-mux: the servers' link.secret"},
+    {"tls", K_BOOL, F(mux_tls), 0, 0, NULL, "magpie-mux: TLS on the links to the servers"},
+    {"tls_ca", K_OPTSTR, F(mux_tls_ca), 0, 0, NULL,
+     "magpie-mux: PEM file the servers' certificates must chain to (or be)"},
+    {"policy", K_MUXPOLICY, F(mux_policy), 0, 0, NULL,
+     "magpie-mux: ordered (new sessions to the first server up) or sticky"},
+    {"reconnect_ms", K_INT, F(mux_reconnect_ms), 10, 600000, NULL,
+     "magpie-mux: first delay before reconnecting to a server, doubled per failure"},
+    {"reconnect_max_ms", K_INT, F(mux_reconnect_max_ms), 10, 3600000, NULL,
+     "magpie-mux: longest delay between reconnection attempts"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -265,6 +330,8 @@ static const struct key top_keys[] = {
     {"storage", K_SECTION, 0, 0, 0, storage_keys, "persistent storage"},
     {"admin", K_SECTION, 0, 0, 0, admin_keys, "administration"},
     {"core", K_SECTION, 0, 0, 0, core_keys, "threads"},
+    {"link", K_SECTION, 0, 0, 0, link_keys, "links from magpie-mux processes"},
+    {"mux", K_SECTION, 0, 0, 0, mux_keys, "magpie-mux only: the servers it forwards to"},
     {"offline", K_SECTION, 0, 0, 0, offline_keys, "offline messages"},
     {"sm", K_SECTION, 0, 0, 0, sm_keys, "stream management (XEP-0198)"},
     {"vcard", K_SECTION, 0, 0, 0, vcard_keys, "vCards"},
@@ -311,6 +378,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const conflict_names[] = {"replace", "refuse"};
 static const char *const see_presence_names[] = {"all", "same_domain"};
 static const char *const archive_mode_names[] = {"always", "never", "roster"};
+static const char *const mux_policy_names[] = {"ordered", "sticky"};
 static const char *const default_modules[] = {"ping", "disco",   "version", "time",
                                               "last", "vcard",   "private", "search",
                                               "amp",  "privacy", "blocking", "mam",
@@ -373,7 +441,16 @@ mp_config_free(mp_config *cfg)
     free(cfg->storage_backend);
     free(cfg->sqlite_path);
     free(cfg->admin_socket);
+    free(cfg->link_address);
+    free(cfg->link_secret);
+    free(cfg->mux_secret);
+    free(cfg->mux_tls_ca);
+    free_list(cfg->mux_servers.v, cfg->mux_servers.n);
     free_list(cfg->modules, cfg->nmodules);
+    free_list(cfg->http_cors_origins.v, cfg->http_cors_origins.n);
+    free(cfg->http_public_url);
+    free(cfg->http_web_root);
+    free(cfg->http_websocket_see_other_uri);
     for (size_t i = 0; i < NACL_LISTS; i++) {
         mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);
         free_list(l->v, l->n);
@@ -467,6 +544,22 @@ mp_config_defaults(mp_config *cfg)
     cfg->max_attribute_size = 8192;
     cfg->http_port = 5280;
     cfg->http_tls_port = 5443;
+    cfg->http_max_body_size = 1024 * 1024;
+    cfg->http_max_header_size = 16 * 1024;
+    cfg->http_keepalive_timeout = 30;
+    cfg->http_public_url = strdup("");
+    cfg->http_web_root = strdup(MAGPIE_WEB_ROOT);
+    cfg->http_websocket_see_other_uri = strdup("");
+    cfg->http_cors_origins.v = calloc(1, sizeof *cfg->http_cors_origins.v);
+    if (!cfg->http_public_url || !cfg->http_web_root || !cfg->http_websocket_see_other_uri ||
+        !cfg->http_cors_origins.v || !(cfg->http_cors_origins.v[0] = strdup("*")))
+        goto fail;
+    cfg->http_cors_origins.n = 1;
+    cfg->http_bosh_max_wait = 60;
+    cfg->http_bosh_max_hold = 1;
+    cfg->http_bosh_max_requests = 2;
+    cfg->http_bosh_max_inactivity = 60;
+    cfg->http_bosh_max_pause = 300;
     for (size_t i = 0; i < NMECHS; i++)
         cfg->sasl_mechanisms |= mechs[i].bit;
     cfg->scram_iterations = 4096;
@@ -474,6 +567,17 @@ mp_config_defaults(mp_config *cfg)
     cfg->auth_max_failures = 10;
     cfg->auth_failure_window = 300;
     cfg->mux_threads = 1;
+    cfg->embedded_mux = 1;
+    cfg->link_port = 45222;
+    cfg->link_max_output = 64 * 1024 * 1024;
+    cfg->mux_reconnect_ms = 500;
+    cfg->mux_reconnect_max_ms = 30000;
+    cfg->link_address = strdup("127.0.0.1");
+    cfg->link_secret = strdup("");
+    cfg->mux_secret = strdup("");
+    cfg->mux_tls_ca = strdup("");
+    if (!cfg->link_address || !cfg->link_secret || !cfg->mux_secret || !cfg->mux_tls_ca)
+        goto fail;
     cfg->register_max_per_ip = 3;
     cfg->register_window = 3600;
     cfg->register_min_password = 8;
@@ -1016,7 +1120,7 @@ parse_list(struct ld *ld, const struct key *k, const char *name, struct fy_event
         rc = fail_ev(ld, start, "%s: at least one host is required", name);
         goto out;
     }
-    if (k->kind == K_ACLLIST || k->kind == K_ACLJIDS) {
+    if (k->kind == K_ACLLIST || k->kind == K_ACLJIDS || k->kind == K_STRLIST) {
         mp_strlist *l = FIELD(ld->cfg, k->off, mp_strlist);
         free_list(l->v, l->n);
         l->v = items;
@@ -1130,12 +1234,30 @@ parse_value(struct ld *ld, const struct key *k, const char *name, struct fy_even
             return rc;
         *FIELD(cfg, k->off, int) = e;
         return 0;
+    case K_MUXPOLICY:
+        if ((rc = get_enum(ld, ev, name, mux_policy_names, 2, &e)) < 0)
+            return rc;
+        *FIELD(cfg, k->off, int) = e;
+        return 0;
     case K_MECHS:
     case K_HOSTS:
     case K_MODULES:
     case K_ACLLIST:
     case K_ACLJIDS:
+    case K_STRLIST:
         return parse_list(ld, k, name, ev);
+    case K_OPTSTR:
+        if ((rc = get_scalar(ld, ev, name, "a string", &v)) < 0)
+            return rc;
+        if (v.cls != S_STR && v.cls != S_NULL)
+            return fail_ev(ld, ev, "%s: expected a string, got %s", name, class_name(v.cls));
+        if (v.cls == S_STR && memchr(v.p, '\0', v.len) != NULL)
+            return fail_ev(ld, ev, "%s: must not contain a NUL byte", name);
+        if ((s = strndup(v.cls == S_STR ? v.p : "", v.cls == S_STR ? v.len : 0)) == NULL)
+            return nomem(ld);
+        free(*FIELD(cfg, k->off, char *));
+        *FIELD(cfg, k->off, char *) = s;
+        return 0;
     }
     return fail_ev(ld, ev, "%s: internal error: unhandled key kind", name);
 }
@@ -1350,6 +1472,7 @@ write_keys(FILE *f, const mp_config *cfg, const struct key *tab, const char *ind
             write_keys(f, cfg, k->sub, "  ");
             break;
         case K_STR:
+        case K_OPTSTR:
         case K_ADDR:
         case K_BACKEND:
             fputc(' ', f);
@@ -1400,8 +1523,12 @@ write_keys(FILE *f, const mp_config *cfg, const struct key *tab, const char *ind
         case K_ARCHMODE:
             fprintf(f, " %s\n", archive_mode_names[*(const int *)slot]);
             break;
+        case K_MUXPOLICY:
+            fprintf(f, " %s\n", mux_policy_names[*(const int *)slot]);
+            break;
         case K_ACLLIST:
-        case K_ACLJIDS: {
+        case K_ACLJIDS:
+        case K_STRLIST: {
             /* Flow style, so that an empty list stays a list and not null. */
             const mp_strlist *l = slot;
             fputs(" [", f);

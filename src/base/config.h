@@ -16,6 +16,9 @@ enum mp_sasl_mech_bit {
 
 enum mp_conflict_policy { MP_CONFLICT_REPLACE = 0, MP_CONFLICT_REFUSE = 1 };
 
+/* mux.policy */
+enum mp_mux_policy { MP_MUX_POLICY_ORDERED = 0, MP_MUX_POLICY_STICKY = 1 };
+
 /* acl.see_presence */
 enum mp_see_presence { MP_SEE_ALL = 0, MP_SEE_SAME_DOMAIN = 1 };
 
@@ -67,6 +70,20 @@ typedef struct mp_config {
     /* http: */
     int http_port;     /* http.port: default 5280, 0 disables */
     int http_tls_port; /* http.tls_port: default 5443, 0 disables */
+    size_t http_max_body_size;   /* http.max_body_size: bytes of a request body, default 1 MiB */
+    size_t http_max_header_size; /* http.max_header_size: request line + headers, default 16 KiB */
+    int http_keepalive_timeout;  /* http.keepalive_timeout: seconds, default 30 */
+    mp_strlist http_cors_origins; /* http.cors_origins: default ["*"] */
+    int http_consider_secure;    /* http.consider_secure: plain HTTP counts as TLS, default false */
+    char *http_public_url;       /* http.public_url: default "" (from the Host header) */
+    char *http_web_root;         /* http.web_root: default MAGPIE_WEB_ROOT */
+    char *http_websocket_see_other_uri; /* http.websocket_see_other_uri: default "" (none) */
+    size_t http_websocket_max_message;  /* http.websocket_max_message: 0 = c2s.max_stanza_size */
+    int http_bosh_max_wait;       /* http.bosh_max_wait: seconds, default 60 */
+    int http_bosh_max_hold;       /* http.bosh_max_hold: default 1 */
+    int http_bosh_max_requests;   /* http.bosh_max_requests: default 2 */
+    int http_bosh_max_inactivity; /* http.bosh_max_inactivity: seconds, default 60 */
+    int http_bosh_max_pause;      /* http.bosh_max_pause: seconds, default 300, 0 off */
 
     /* tls: */
     char *tls_certificate; /* tls.certificate: default "<data_dir>/magpie.crt", generated if missing */
@@ -88,6 +105,24 @@ typedef struct mp_config {
 
     /* core: */
     int mux_threads; /* core.mux_threads: default 1 */
+    int embedded_mux; /* core.embedded_mux: default true; false: clients only via magpie-mux */
+
+    /* link: magpied's listener for magpie-mux processes (link/server.c) */
+    char *link_address;     /* link.address: default "127.0.0.1" */
+    int link_port;          /* link.port: default 45222 */
+    char *link_secret;      /* link.secret: shared secret; unset (default): no listener */
+    int link_tls;           /* link.tls: TLS with the tls.* certificate, default false */
+    size_t link_max_frame;  /* link.max_frame: bytes, 0 (default): from c2s.max_stanza_size */
+    size_t link_max_output; /* link.max_output: bytes queued to one link, default 64 MiB */
+
+    /* mux: magpie-mux's links to its servers (link/uplink.c) */
+    mp_strlist mux_servers;   /* mux.servers: "host:port", in order of preference */
+    char *mux_secret;         /* mux.secret: the servers' link.secret */
+    int mux_tls;              /* mux.tls: default false */
+    char *mux_tls_ca;         /* mux.tls_ca: PEM the server certificate must chain to */
+    int mux_policy;           /* mux.policy: ordered|sticky (MP_MUX_POLICY_*), default ordered */
+    int mux_reconnect_ms;     /* mux.reconnect_ms: first retry delay, default 500 */
+    int mux_reconnect_max_ms; /* mux.reconnect_max_ms: longest retry delay, default 30000 */
 
     /* offline: */
     int offline_max_messages; /* offline.max_messages: default 100, 0 disables */

@@ -4,6 +4,7 @@
 #include "base/htab.h"
 #include "base/log.h"
 #include "link/link.h"
+#include "link/server.h"
 #include "mux/mux.h"
 #include "router/admin.h"
 #include "router/core.h"
@@ -30,6 +31,7 @@ typedef struct server {
     int nlinks;
     mp_core *core;
     mp_mux **muxes;
+    mp_link_server *linksrv; /* remote multiplexors (magpie-mux) */
     mp_admin *admin;
     uv_signal_t sigterm, sigint, sighup;
     int exit_code;
@@ -80,16 +82,6 @@ parent_dir(const char *path, char *out, size_t cap)
     return 0;
 }
 
-static size_t
-ring_size_for(const mp_config *cfg)
-{
-    /* A frame may hold a whole stanza; a ring holds at least four of the largest. */
-    size_t want = cfg->max_stanza_size * 4 + 65536, size = 1u << 20;
-    while (size < want)
-        size <<= 1;
-    return size;
-}
-
 static void
 shutdown_server(server *sv)
 {
@@ -102,6 +94,7 @@ shutdown_server(server *sv)
         mp_mux_stop(sv->muxes[i]);
         sv->muxes[i] = NULL;
     }
+    mp_link_server_stop(sv->linksrv);
     mp_core_stop(sv->core);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
@@ -200,7 +193,9 @@ start(server *sv)
         mp_err("cannot create data_dir %s: %s", cfg->data_dir, strerror(errno));
         return MP_EIO;
     }
-    if (cfg->c2s_port || cfg->c2s_direct_tls_port) {
+    int embedded = cfg->embedded_mux;
+    if ((embedded && (cfg->c2s_port || cfg->c2s_direct_tls_port)) ||
+        (cfg->link_tls && cfg->link_secret[0])) {
         rc = mp_tls_ensure_cert(cfg->tls_certificate, cfg->tls_key, cfg->hosts[0]);
         if (rc == 0)
             rc = mp_tls_ctx_new(cfg->tls_certificate, cfg->tls_key, &sv->tls);
@@ -214,15 +209,15 @@ start(server *sv)
         mp_err("cannot open storage: %s", mp_strerror(rc));
         return rc;
     }
-    sv->nlinks = cfg->mux_threads;
-    sv->links = calloc((size_t)sv->nlinks, sizeof *sv->links);
-    sv->muxes = calloc((size_t)sv->nlinks, sizeof *sv->muxes);
+    sv->nlinks = embedded ? cfg->mux_threads : 0;
+    sv->links = calloc(embedded ? (size_t)sv->nlinks : 1, sizeof *sv->links);
+    sv->muxes = calloc(embedded ? (size_t)sv->nlinks : 1, sizeof *sv->muxes);
     if (!sv->links || !sv->muxes)
         return MP_ENOMEM;
     for (int i = 0; i < sv->nlinks; i++) {
         sv->links[i].index = i;
-        if (mp_ring_init(&sv->links[i].to_core, ring_size_for(cfg)) < 0 ||
-            mp_ring_init(&sv->links[i].to_mux, ring_size_for(cfg)) < 0)
+        if (mp_ring_init(&sv->links[i].to_core, mp_link_ring_size(cfg->max_stanza_size)) < 0 ||
+            mp_ring_init(&sv->links[i].to_mux, mp_link_ring_size(cfg->max_stanza_size)) < 0)
             return MP_ENOMEM;
     }
     rc = mp_core_new(&sv->loop, cfg, sv->store, sv->links, sv->nlinks, &sv->core);
@@ -234,6 +229,15 @@ start(server *sv)
         rc = mp_mux_start(&o, &sv->muxes[i]);
         if (rc < 0)
             return rc;
+    }
+    if (cfg->link_secret[0]) {
+        rc = mp_link_server_start(&sv->loop, cfg, sv->core, &sv->linksrv);
+        if (rc < 0)
+            return rc;
+    } else {
+        mp_info("link: no link.secret set, so no listener for magpie-mux");
+        if (!embedded)
+            mp_warn("core.embedded_mux is off and link.secret unset: no client can connect");
     }
     rc = mp_admin_start(sv->core, cfg->admin_socket, &sv->admin);
     if (rc < 0) {
@@ -247,9 +251,13 @@ start(server *sv)
     uv_signal_start(&sv->sigterm, on_term, SIGTERM);
     uv_signal_start(&sv->sigint, on_term, SIGINT);
     uv_signal_start(&sv->sighup, on_hup, SIGHUP);
-    mp_info("magpied %s serving %s: client port %d, direct TLS port %d, %d mux thread(s)",
-            MAGPIE_VERSION, cfg->hosts[0], cfg->c2s_port, cfg->c2s_direct_tls_port,
-            cfg->mux_threads);
+    if (embedded)
+        mp_info("magpied %s serving %s: client port %d, direct TLS port %d, %d mux thread(s)",
+                MAGPIE_VERSION, cfg->hosts[0], cfg->c2s_port, cfg->c2s_direct_tls_port,
+                cfg->mux_threads);
+    else
+        mp_info("magpied %s serving %s through magpie-mux only (core.embedded_mux off)",
+                MAGPIE_VERSION, cfg->hosts[0]);
     return 0;
 }
 
@@ -267,11 +275,13 @@ cleanup(server *sv)
         mp_admin_stop(sv->admin);
     for (int i = 0; sv->muxes && i < sv->nlinks; i++)
         mp_mux_stop(sv->muxes[i]);
+    mp_link_server_stop(sv->linksrv);
     if (sv->core)
         mp_core_stop(sv->core);
     uv_walk(&sv->loop, close_walk, NULL);
     uv_run(&sv->loop, UV_RUN_DEFAULT);
     mp_core_free(sv->core);
+    mp_link_server_free(sv->linksrv); /* after the core: its streams point at the links */
     for (int i = 0; sv->links && i < sv->nlinks; i++) {
         mp_ring_free(&sv->links[i].to_core);
         mp_ring_free(&sv->links[i].to_mux);

@@ -132,4 +132,65 @@ typedef struct mp_link {
     int index; /* mux thread number */
 } mp_link;
 
+/* ---- The link over TCP (wire.c: frames and handshake; io.c: a socket with optional TLS;
+ * server.c: magpied's listener; uplink.c: magpie-mux's links to its servers) ----
+ *
+ * Frames cross the wire exactly as they sit in a ring (little-endian, the layout above), one
+ * after the other. Before them, a fixed-size handshake proves both ends know the shared
+ * secret: server hello (magic, version, largest frame it takes, nonce), mux auth (magic,
+ * thread count, nonce, HMAC), server ok (magic, HMAC). See docs/design.md. */
+
+#define MP_LINK_VERSION 1u
+#define MP_LINK_NONCE_LEN 32
+#define MP_LINK_MAC_LEN 32
+#define MP_LINK_HELLO_LEN (4 + 4 + 4 + MP_LINK_NONCE_LEN)              /* 44 */
+#define MP_LINK_AUTH_LEN (4 + 4 + MP_LINK_NONCE_LEN + MP_LINK_MAC_LEN) /* 72 */
+#define MP_LINK_OK_LEN (4 + 4 + MP_LINK_MAC_LEN)                       /* 40 */
+#define MP_LINK_MAX_THREADS 64 /* mux threads behind one link (core.mux_threads) */
+
+enum mp_link_dir {
+    MP_LINK_TO_CORE, /* frames a mux sends: STREAM, ELEMENT, CLOSED */
+    MP_LINK_TO_MUX,  /* frames a server sends: SEND, AUTHED, BOUND, CLOSE */
+};
+
+/* The rings between mux threads and the core, and so the largest frame either end sends:
+ * a ring holds at least four of the largest stanzas, and a frame fits half a ring. */
+size_t mp_link_ring_size(size_t max_stanza_size);
+size_t mp_link_max_frame(size_t max_stanza_size);
+
+/* Check the frame at the start of p, of which avail bytes have arrived. Returns its size once
+ * it is complete and valid, 0 while more bytes are needed (a header already seen is checked
+ * before its body arrives), or MP_EINVAL with *why set. p need not be aligned. */
+long mp_link_frame_check(const void *p, size_t avail, size_t max_frame, int dir, const char **why);
+
+/* Encode a frame into dst (mp_link_frame_size(o) bytes, 8-aligned). */
+size_t mp_link_frame_size(const mp_frame_out *o);
+void mp_link_frame_encode(void *dst, const mp_frame_out *o);
+
+/* The handshake messages. The *_check functions return 0, MP_EINVAL (not our protocol or a
+ * version we do not speak) or MP_EAUTH (wrong secret); MACs are compared in constant time. */
+void mp_link_hello_encode(unsigned char out[MP_LINK_HELLO_LEN], uint32_t max_frame,
+                          const unsigned char snonce[MP_LINK_NONCE_LEN]);
+int mp_link_hello_decode(const unsigned char in[MP_LINK_HELLO_LEN], uint32_t *max_frame,
+                         unsigned char snonce[MP_LINK_NONCE_LEN]);
+void mp_link_auth_encode(unsigned char out[MP_LINK_AUTH_LEN], const char *secret, uint32_t threads,
+                         const unsigned char snonce[MP_LINK_NONCE_LEN],
+                         const unsigned char cnonce[MP_LINK_NONCE_LEN]);
+int mp_link_auth_check(const unsigned char in[MP_LINK_AUTH_LEN], const char *secret,
+                       const unsigned char snonce[MP_LINK_NONCE_LEN], uint32_t *threads,
+                       unsigned char cnonce[MP_LINK_NONCE_LEN]);
+void mp_link_ok_encode(unsigned char out[MP_LINK_OK_LEN], const char *secret,
+                       const unsigned char snonce[MP_LINK_NONCE_LEN],
+                       const unsigned char cnonce[MP_LINK_NONCE_LEN]);
+int mp_link_ok_check(const unsigned char in[MP_LINK_OK_LEN], const char *secret,
+                     const unsigned char snonce[MP_LINK_NONCE_LEN],
+                     const unsigned char cnonce[MP_LINK_NONCE_LEN]);
+
+/* Producer: append a whole frame as it came off the wire (already checked). Same rules as
+ * mp_ring_push. */
+int mp_ring_push_raw(mp_ring *r, const mp_frame *f);
+/* Throw away everything queued, held-back frames too (a link that went away). Only when
+ * producer and consumer are the calling thread (the core's remote links). */
+void mp_ring_discard(mp_ring *r);
+
 #endif

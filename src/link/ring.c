@@ -192,3 +192,34 @@ mp_ring_drain(mp_ring *r, mp_ring_frame_fn fn, void *ud, size_t max)
         uv_async_send(r->producer_wake);
     return n;
 }
+
+int
+mp_ring_push_raw(mp_ring *r, const mp_frame *f)
+{
+    size_t size = f->size;
+    if (size + 8 > r->size / 2)
+        return MP_ELIMIT;
+    if (r->overflow.len)
+        mp_ring_flush_overflow(r);
+    size_t new_head;
+    char *dst = r->overflow.len ? NULL : reserve(r, size, &new_head);
+    if (dst) {
+        memcpy(dst, f, size);
+        atomic_store_explicit(&r->head, new_head, memory_order_release);
+    } else {
+        if (mp_buf_append(&r->overflow, f, size) < 0)
+            return MP_ENOMEM;
+        atomic_store(&r->producer_waiting, 1);
+    }
+    if (r->consumer_wake)
+        uv_async_send(r->consumer_wake);
+    return 0;
+}
+
+void
+mp_ring_discard(mp_ring *r)
+{
+    atomic_store(&r->tail, atomic_load(&r->head));
+    r->overflow.len = 0;
+    atomic_store(&r->producer_waiting, 0);
+}

@@ -36,6 +36,10 @@ const char *mp_http_header_get(const mp_http_request *r, const char *name, size_
 void mp_http_respond(mp_conn *c, int status, const char *content_type, const char *extra_headers,
                      const char *body, size_t len);
 
+/* 1 when the connection came over HTTPS, or http.consider_secure says plain HTTP is trusted
+ * (a TLS-terminating proxy in front): a BOSH session born on it gets CF_SECURE. */
+int mp_http_is_secure(mp_conn *c);
+
 /* bosh.c: a request for the BOSH path (POST, or OPTIONS for a CORS pre-flight). It answers
  * with mp_http_respond, now or later (the connection stays held meanwhile). */
 void mp_bosh_request(mp_conn *c, const mp_http_request *r);
@@ -43,6 +47,8 @@ void mp_bosh_request(mp_conn *c, const mp_http_request *r);
 void *mp_bosh_new(mp_mux *m);
 void mp_bosh_free(void *bosh);
 void mp_bosh_sweep(void *bosh, uint64_t now);
+/* http.c: the pointer mp_bosh_new gave for this mux thread (NULL before init). */
+void *mp_http_bosh_state(mp_mux *m);
 
 /* Split stream XML the core wrote (whole top-level elements, one or more) into elements and
  * make each stand alone, as RFC 7395 and XEP-0206 want: xmlns='jabber:client' on a stanza
@@ -51,5 +57,29 @@ void mp_bosh_sweep(void *bosh, uint64_t now);
  * elements. */
 typedef void (*mp_http_element_fn)(void *ud, const char *el, size_t n);
 int mp_http_each_element(const char *xml, size_t n, mp_http_element_fn fn, void *ud);
+
+/* ---- between http.c and the resources it serves (ws.c, hostmeta.c, static.c) ---- */
+
+/* The body of a response comes from fd (size bytes, closed by http.c), written in pieces as
+ * the client takes them so that a large file neither blocks the loop nor fills the output
+ * buffer. Later requests wait until it is all out. */
+void mp_http_respond_fd(mp_conn *c, int status, const char *content_type, const char *extra_headers,
+                        int fd, size_t size);
+/* 1 when origin (not NUL-terminated) is allowed by http.cors_origins. */
+int mp_http_origin_allowed(const mp_config *cfg, const char *origin, size_t len);
+/* 1 when the comma-separated header value contains token (case-insensitive). */
+int mp_http_has_token(const char *value, size_t len, const char *token);
+
+/* ws.c: a GET of /xmpp-websocket. Answers an error and returns 0, or writes the 101 response
+ * and returns 1: the connection then takes the WebSocket ops with mp_ws_attach, which gets
+ * the bytes that followed the request. */
+int mp_ws_handshake(mp_conn *c, const mp_http_request *r);
+int mp_ws_attach(mp_conn *c, const char *rest, size_t n);
+
+/* hostmeta.c: /.well-known/host-meta (XRD) and /.well-known/host-meta.json (XEP-0156). */
+void mp_hostmeta_request(mp_conn *c, const mp_http_request *r, int json);
+
+/* static.c: GET or HEAD of /chat/... from <http.web_root>/chat/. */
+void mp_static_request(mp_conn *c, const mp_http_request *r);
 
 #endif

@@ -164,15 +164,13 @@ on_stream_header(mp_core *core, mp_link *link, const mp_frame *f)
     mp_cstream_features(core, s);
 }
 
-static void
-on_frame(const mp_frame *f, void *ud)
+static inline void
+handle_frame(mp_core *core, mp_link *link, const mp_frame *f)
 {
-    mp_link_ctx *lc = ud;
-    mp_core *core = lc->core;
     mp_cstream *s;
     switch (f->kind) {
     case MP_LF_STREAM:
-        on_stream_header(core, lc->link, f);
+        on_stream_header(core, link, f);
         break;
     case MP_LF_ELEMENT:
         s = mp_core_stream(core, f->conn);
@@ -194,13 +192,20 @@ on_frame(const mp_frame *f, void *ud)
         }
         break;
     default:
-        mp_err("core: unexpected frame kind %d from mux %d", f->kind, lc->link->index);
+        mp_err("core: unexpected frame kind %d from mux %d", f->kind, link->index);
         break;
     }
     if (core->scratch.cap > 65536)
         mp_buf_free(&core->scratch);
     if (core->deliver.cap > 65536)
         mp_buf_free(&core->deliver);
+}
+
+static void
+on_frame(const mp_frame *f, void *ud)
+{
+    mp_link_ctx *lc = ud;
+    handle_frame(lc->core, lc->link, f);
 }
 
 static void
@@ -215,6 +220,67 @@ on_wake(uv_async_t *a)
     /* A commit per batch bounds what a crash can take to the batch in hand. */
     if (lc->core->journal && mp_journal_sync(lc->core->journal) < 0)
         mp_err("core: in-flight journal commit failed");
+}
+
+/* ---- remote multiplexors (link/server.c): frames read from a socket on this loop ---- */
+
+void
+mp_core_link_input(mp_core *core, mp_link *link, const mp_frame *f)
+{
+    if (!core->stopping)
+        handle_frame(core, link, f);
+}
+
+void
+mp_core_link_batch_end(mp_core *core)
+{
+    if (!core->stopping && core->journal && mp_journal_sync(core->journal) < 0)
+        mp_err("core: in-flight journal commit failed");
+}
+
+/* Every stream of a link that went away ends as if its TCP connection had died without the
+ * client closing it: a resumable session waits for <resume/> on its parked id (parking: a
+ * link that discards what is sent to it), any other ends with unavailable presence. */
+void
+mp_core_link_lost(mp_core *core, mp_link *link, mp_link *parking, uint64_t *parked_seq)
+{
+    if (core->stopping)
+        return;
+    mp_htab *t = &core->streams;
+    size_t n = 0, cap = 64;
+    mp_cstream **v = malloc(cap * sizeof *v);
+    for (size_t i = 0; v && i < t->nbuckets; i++) {
+        for (mp_hnode *h = t->buckets[i]; h; h = h->next) {
+            mp_cstream *s = mp_container_of(h, mp_cstream, by_conn);
+            if (s->link != link)
+                continue;
+            if (n == cap) {
+                mp_cstream **nv = realloc(v, 2 * cap * sizeof *v);
+                if (!nv) {
+                    free(v);
+                    v = NULL;
+                    break;
+                }
+                v = nv;
+                cap *= 2;
+            }
+            v[n++] = s;
+        }
+    }
+    if (!v)
+        mp_err("core: out of memory ending the streams of mux %d", link->index);
+    for (size_t i = 0; v && i < n; i++) {
+        mp_cstream *s = v[i];
+        /* Freeing one stream may end another of the same link (presence fan-out does not,
+         * but a module might): look it up again before touching it. */
+        if (mp_core_stream(core, s->conn) != s || s->link != link)
+            continue;
+        if (mp_sm_detach(core, s, 0))
+            mp_core_move_stream(core, s, (0xffull << 56) | (*parked_seq)++, parking);
+        else
+            stream_free(core, s);
+    }
+    free(v);
 }
 
 static int
@@ -271,7 +337,7 @@ mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links,
     mp_arena_init(&core->arena, 8192);
     int rc = MP_ENOMEM;
     core->parser = mp_xml_parser_new();
-    core->links = calloc((size_t)nlinks, sizeof *core->links);
+    core->links = calloc(nlinks > 0 ? (size_t)nlinks : 1, sizeof *core->links);
     if (!core->parser || !core->links)
         goto fail;
     core->nlinks = nlinks;

@@ -51,11 +51,20 @@ void mp_core_stats_get(mp_core *core, mp_core_stats *out);
 
 /* Lifecycle, used by magpied's main(). The links must outlive the core. */
 struct mp_link;
+struct mp_frame;
 int mp_core_new(uv_loop_t *loop, const struct mp_config *cfg, struct mp_store *st,
                 struct mp_link *links, int nlinks, mp_core **out);
 uv_async_t *mp_core_wake_handle(mp_core *core, int link);
 /* Take a reloaded configuration (limits and log level; listeners and storage stay). */
 void mp_core_set_config(mp_core *core, const struct mp_config *cfg);
+/* Remote multiplexors (link/server.c), on the core loop. A link's frames are handed over
+ * one by one in place, then mp_core_link_batch_end once per read; mp_core_link_lost ends its
+ * streams as if each connection had died (resumable sessions move to the parking link under
+ * ids (0xff << 56) | (*parked_seq)++). */
+void mp_core_link_input(mp_core *core, struct mp_link *link, const struct mp_frame *f);
+void mp_core_link_batch_end(mp_core *core);
+void mp_core_link_lost(mp_core *core, struct mp_link *link, struct mp_link *parking,
+                       uint64_t *parked_seq);
 /* Stop handling frames; free everything once the mux threads have stopped. */
 void mp_core_stop(mp_core *core);
 void mp_core_free(mp_core *core);
