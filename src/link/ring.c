@@ -5,7 +5,6 @@
 #include <string.h>
 
 #define WRAP_MARK 0xffffffffu
-#define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
 
 int
 mp_ring_init(mp_ring *r, size_t size)
@@ -29,48 +28,6 @@ mp_ring_free(mp_ring *r)
     free(r->mem);
     r->mem = NULL;
     mp_buf_free(&r->overflow);
-}
-
-static size_t
-frame_size(const mp_frame_out *o)
-{
-    return ALIGN8(sizeof(mp_frame) + o->to_len + o->type_len + o->id_len + o->aux_len +
-                  o->payload_len + o->payload2_len);
-}
-
-static void
-frame_write(char *dst, size_t size, const mp_frame_out *o)
-{
-    mp_frame *f = (mp_frame *)(void *)dst;
-    f->size = (uint32_t)size;
-    f->kind = o->kind;
-    f->el_kind = o->el_kind;
-    f->flags = o->flags;
-    f->conn = o->conn;
-    f->to_len = (uint16_t)o->to_len;
-    f->type_len = (uint16_t)o->type_len;
-    f->id_len = (uint16_t)o->id_len;
-    f->aux_len = (uint16_t)o->aux_len;
-    f->payload_len = (uint32_t)(o->payload_len + o->payload2_len);
-    f->pad = 0;
-    char *p = (char *)(f + 1);
-    if (o->to_len)
-        memcpy(p, o->to, o->to_len);
-    p += o->to_len;
-    if (o->type_len)
-        memcpy(p, o->type, o->type_len);
-    p += o->type_len;
-    if (o->id_len)
-        memcpy(p, o->id, o->id_len);
-    p += o->id_len;
-    if (o->aux_len)
-        memcpy(p, o->aux, o->aux_len);
-    p += o->aux_len;
-    if (o->payload_len)
-        memcpy(p, o->payload, o->payload_len);
-    p += o->payload_len;
-    if (o->payload2_len)
-        memcpy(p, o->payload2, o->payload2_len);
 }
 
 /* Reserve size contiguous bytes; returns the write position or NULL when full. */
@@ -100,11 +57,11 @@ reserve(mp_ring *r, size_t size, size_t *new_head)
 static int
 push_ring(mp_ring *r, const mp_frame_out *o)
 {
-    size_t size = frame_size(o), new_head;
+    size_t size = mp_link_frame_size(o), new_head;
     char *dst = reserve(r, size, &new_head);
     if (!dst)
         return MP_AGAIN;
-    frame_write(dst, size, o);
+    mp_link_frame_encode(dst, o);
     atomic_store_explicit(&r->head, new_head, memory_order_release);
     return 0;
 }
@@ -113,10 +70,10 @@ push_ring(mp_ring *r, const mp_frame_out *o)
 static int
 push_overflow(mp_ring *r, const mp_frame_out *o)
 {
-    size_t size = frame_size(o);
+    size_t size = mp_link_frame_size(o);
     if (mp_buf_reserve(&r->overflow, size) < 0)
         return MP_ENOMEM;
-    frame_write(r->overflow.data + r->overflow.len, size, o);
+    mp_link_frame_encode(r->overflow.data + r->overflow.len, o);
     r->overflow.len += size;
     atomic_store(&r->producer_waiting, 1);
     return 0;
@@ -151,7 +108,7 @@ mp_ring_flush_overflow(mp_ring *r)
 int
 mp_ring_push(mp_ring *r, const mp_frame_out *o)
 {
-    if (frame_size(o) + 8 > r->size / 2)
+    if (mp_link_frame_size(o) + 8 > r->size / 2)
         return MP_ELIMIT;
     int rc;
     if (r->overflow.len) {
