@@ -127,7 +127,7 @@ drop(lconn *c, const char *why)
 {
     if (c->state == ST_DEAD)
         return;
-    if (c->state == ST_UP)
+    if (c->state == ST_UP && c->rl)
         mp_warn("link: multiplexor %s (mux %d) dropped: %s", c->peer, c->rl->link.index, why);
     else
         mp_warn("link: connection from %s closed during the handshake: %s", c->peer, why);
