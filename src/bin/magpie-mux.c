@@ -124,17 +124,10 @@ start(muxproc *mp)
         }
     }
     mp->nlinks = cfg->mux_threads;
-    mp->links = calloc((size_t)mp->nlinks, sizeof *mp->links);
+    mp->links = mp_links_new(mp->nlinks, cfg->max_stanza_size);
     mp->muxes = calloc((size_t)mp->nlinks, sizeof *mp->muxes);
     if (!mp->links || !mp->muxes)
         return MP_ENOMEM;
-    size_t ring = mp_link_ring_size(cfg->max_stanza_size);
-    for (int i = 0; i < mp->nlinks; i++) {
-        mp->links[i].index = i;
-        if (mp_ring_init(&mp->links[i].to_core, ring) < 0 ||
-            mp_ring_init(&mp->links[i].to_mux, ring) < 0)
-            return MP_ENOMEM;
-    }
     rc = mp_uplink_new(&mp->loop, cfg, mp->links, mp->nlinks, &mp->up);
     if (rc < 0)
         return rc;
@@ -178,11 +171,7 @@ cleanup(muxproc *mp)
     uv_walk(&mp->loop, close_walk, NULL);
     uv_run(&mp->loop, UV_RUN_DEFAULT);
     mp_uplink_free(mp->up);
-    for (int i = 0; mp->links && i < mp->nlinks; i++) {
-        mp_ring_free(&mp->links[i].to_core);
-        mp_ring_free(&mp->links[i].to_mux);
-    }
-    free(mp->links);
+    mp_links_free(mp->links, mp->nlinks);
     free(mp->muxes);
     if (mp->tls)
         mp_tls_ctx_free(mp->tls);

@@ -210,16 +210,10 @@ start(server *sv)
         return rc;
     }
     sv->nlinks = embedded ? cfg->mux_threads : 0;
-    sv->links = calloc(embedded ? (size_t)sv->nlinks : 1, sizeof *sv->links);
+    sv->links = mp_links_new(sv->nlinks, cfg->max_stanza_size);
     sv->muxes = calloc(embedded ? (size_t)sv->nlinks : 1, sizeof *sv->muxes);
     if (!sv->links || !sv->muxes)
         return MP_ENOMEM;
-    for (int i = 0; i < sv->nlinks; i++) {
-        sv->links[i].index = i;
-        if (mp_ring_init(&sv->links[i].to_core, mp_link_ring_size(cfg->max_stanza_size)) < 0 ||
-            mp_ring_init(&sv->links[i].to_mux, mp_link_ring_size(cfg->max_stanza_size)) < 0)
-            return MP_ENOMEM;
-    }
     rc = mp_core_new(&sv->loop, cfg, sv->store, sv->links, sv->nlinks, &sv->core);
     if (rc < 0)
         return rc;
@@ -282,11 +276,7 @@ cleanup(server *sv)
     uv_run(&sv->loop, UV_RUN_DEFAULT);
     mp_core_free(sv->core);
     mp_link_server_free(sv->linksrv); /* after the core: its streams point at the links */
-    for (int i = 0; sv->links && i < sv->nlinks; i++) {
-        mp_ring_free(&sv->links[i].to_core);
-        mp_ring_free(&sv->links[i].to_mux);
-    }
-    free(sv->links);
+    mp_links_free(sv->links, sv->nlinks);
     free(sv->muxes);
     if (sv->store)
         mp_store_close(sv->store);

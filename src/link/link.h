@@ -156,6 +156,10 @@ enum mp_link_dir {
 /* The rings between mux threads and the core, and so the largest frame either end sends:
  * a ring holds at least four of the largest stanzas, and a frame fits half a ring. */
 size_t mp_link_ring_size(size_t max_stanza_size);
+/* n links (mux threads 0..n-1) with both rings sized for max_stanza_size; NULL when out of
+ * memory. The array has room for one even when n is 0. mp_links_free takes the same n. */
+mp_link *mp_links_new(int n, size_t max_stanza_size);
+void mp_links_free(mp_link *links, int n);
 size_t mp_link_max_frame(size_t max_stanza_size);
 
 /* Check the frame at the start of p, of which avail bytes have arrived. Returns its size once

@@ -180,3 +180,28 @@ mp_ring_discard(mp_ring *r)
     r->overflow.len = 0;
     atomic_store(&r->producer_waiting, 0);
 }
+
+mp_link *
+mp_links_new(int n, size_t max_stanza_size)
+{
+    mp_link *links = calloc(n > 0 ? (size_t)n : 1, sizeof *links);
+    size_t size = mp_link_ring_size(max_stanza_size);
+    for (int i = 0; links && i < n; i++) {
+        links[i].index = i;
+        if (mp_ring_init(&links[i].to_core, size) < 0 || mp_ring_init(&links[i].to_mux, size) < 0) {
+            mp_links_free(links, n);
+            return NULL;
+        }
+    }
+    return links;
+}
+
+void
+mp_links_free(mp_link *links, int n)
+{
+    for (int i = 0; links && i < n; i++) {
+        mp_ring_free(&links[i].to_core);
+        mp_ring_free(&links[i].to_mux);
+    }
+    free(links);
+}

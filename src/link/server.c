@@ -29,11 +29,12 @@ enum { ST_HELLO, ST_UP, ST_DEAD };
 typedef struct lconn lconn;
 
 /* A link slot: the ring the core writes into outlives any one connection (timers in the core
- * may hold the mp_link), so slots are kept and reused, never freed while the core runs. */
+ * may hold the mp_link), so slots are kept and reused, never freed while the core runs.
+ * The core and the link share one loop, so the rings need no wake-up (consumer_wake NULL):
+ * they are drained before and after every poll (flush_all). */
 typedef struct rlink {
     mp_link link;
-    uv_async_t flush; /* link.to_mux.consumer_wake */
-    lconn *c;         /* NULL: idle */
+    lconn *c; /* NULL: idle */
     mp_link_server *ls;
 } rlink;
 
@@ -60,6 +61,8 @@ struct mp_link_server {
     lconn *conns;
     rlink *slots[MAX_LINKS];
     rlink parking;
+    uv_prepare_t before_poll; /* flush_all: what timers and other callbacks wrote */
+    uv_check_t after_poll;    /* flush_all: what the frames just read made the core write */
     struct {
         rlink *rl;
         uint8_t thread;
@@ -172,12 +175,20 @@ out_frame(const mp_frame *f, void *ud)
     c->io.out.len += f->size;
 }
 
-static void
-on_flush(uv_async_t *a)
+static int
+ring_empty(mp_ring *r)
 {
-    rlink *rl = a->data;
+    return r->overflow.len == 0 && atomic_load_explicit(&r->head, memory_order_relaxed) ==
+                                       atomic_load_explicit(&r->tail, memory_order_relaxed);
+}
+
+static void
+flush_link(rlink *rl)
+{
     lconn *c = rl->c;
     mp_ring *r = &rl->link.to_mux;
+    if (ring_empty(r))
+        return;
     if (!c || c->state != ST_UP) {
         mp_ring_discard(r);
         return;
@@ -211,9 +222,6 @@ slot_get(mp_link_server *ls)
         }
         rl->ls = ls;
         rl->link.index = 100 + i;
-        uv_async_init(ls->loop, &rl->flush, on_flush);
-        rl->flush.data = rl;
-        rl->link.to_mux.consumer_wake = &rl->flush;
         ls->slots[i] = rl;
         return rl;
     }
@@ -398,10 +406,27 @@ on_connection(uv_stream_t *server, int status)
         drop(c, "cannot start reading");
 }
 
+/* One pass over the links per loop phase instead of an eventfd write per batch: the frames
+ * a read of link input makes the core write go out in one write per link, at no syscall
+ * beyond it. */
 static void
-parking_flush(uv_async_t *a)
+flush_all(mp_link_server *ls)
 {
-    mp_ring_discard(&((rlink *)a->data)->link.to_mux);
+    for (int i = 0; i < MAX_LINKS && ls->slots[i]; i++) /* slot_get fills them in order */
+        flush_link(ls->slots[i]);
+    mp_ring_discard(&ls->parking.link.to_mux); /* what the core says to parked sessions */
+}
+
+static void
+on_before_poll(uv_prepare_t *p)
+{
+    flush_all(p->data);
+}
+
+static void
+on_after_poll(uv_check_t *c)
+{
+    flush_all(c->data);
 }
 
 int
@@ -425,9 +450,14 @@ mp_link_server_start(uv_loop_t *loop, const mp_config *cfg, mp_core *core, mp_li
     }
     ls->parking.ls = ls;
     ls->parking.link.index = 99;
-    uv_async_init(loop, &ls->parking.flush, parking_flush);
-    ls->parking.flush.data = &ls->parking;
-    ls->parking.link.to_mux.consumer_wake = &ls->parking.flush;
+    uv_prepare_init(loop, &ls->before_poll);
+    ls->before_poll.data = ls;
+    uv_prepare_start(&ls->before_poll, on_before_poll);
+    uv_unref((uv_handle_t *)&ls->before_poll);
+    uv_check_init(loop, &ls->after_poll);
+    ls->after_poll.data = ls;
+    uv_check_start(&ls->after_poll, on_after_poll);
+    uv_unref((uv_handle_t *)&ls->after_poll);
     uv_tcp_init(loop, &ls->listener);
     ls->listener.data = ls;
     *out = ls; /* from here on, stop and free undo everything */
@@ -471,14 +501,8 @@ mp_link_server_stop(mp_link_server *ls)
     }
     if (!uv_is_closing((uv_handle_t *)&ls->listener))
         uv_close((uv_handle_t *)&ls->listener, NULL);
-    for (int i = 0; i < MAX_LINKS; i++) {
-        if (ls->slots[i]) {
-            ls->slots[i]->link.to_mux.consumer_wake = NULL;
-            uv_close((uv_handle_t *)&ls->slots[i]->flush, NULL);
-        }
-    }
-    ls->parking.link.to_mux.consumer_wake = NULL;
-    uv_close((uv_handle_t *)&ls->parking.flush, NULL);
+    uv_close((uv_handle_t *)&ls->before_poll, NULL);
+    uv_close((uv_handle_t *)&ls->after_poll, NULL);
 }
 
 void

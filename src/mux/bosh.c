@@ -422,7 +422,7 @@ op_xml(mp_conn *c, const char *p, size_t n)
     bosh_session *s = c->tstate;
     if (!s || (s->flags & S_DOOMED))
         return;
-    if (mp_http_each_element(p, n, collect, s) < 0) {
+    if (mp_http_each_element(p, n, &c->mux->scratch, collect, s) < 0) {
         mp_err("bosh %s: the core wrote bytes that are not whole elements", s->sid);
         s->flags |= S_ENDED;
         s->condition = "internal-server-error";

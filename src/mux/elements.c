@@ -158,9 +158,8 @@ name_is(const char *p, size_t len, const char *name)
 }
 
 int
-mp_http_each_element(const char *xml, size_t n, mp_http_element_fn fn, void *ud)
+mp_http_each_element(const char *xml, size_t n, mp_buf *b, mp_http_element_fn fn, void *ud)
 {
-    mp_buf b = {0};
     size_t i = 0;
     int rc = 0;
     while (i < n) {
@@ -194,16 +193,17 @@ mp_http_each_element(const char *xml, size_t n, mp_http_element_fn fn, void *ud)
             /* The declaration goes right after the name: the rest of the element is copied
              * as it is. */
             size_t at = i + 1 + name_len;
-            b.len = 0;
-            if (mp_buf_append(&b, xml + i, at - i) < 0 || mp_buf_puts(&b, decl) < 0 ||
-                mp_buf_append(&b, xml + at, end - at) < 0) {
+            b->len = 0;
+            if (mp_buf_append(b, xml + i, at - i) < 0 || mp_buf_puts(b, decl) < 0 ||
+                mp_buf_append(b, xml + at, end - at) < 0) {
                 rc = MP_ENOMEM;
                 break;
             }
-            fn(ud, b.data, b.len);
+            fn(ud, b->data, b->len);
         }
         i = end;
     }
-    mp_buf_free(&b);
+    if (b->cap > 65536)
+        mp_buf_free(b); /* one big stanza does not keep its size for the thread's life */
     return rc;
 }

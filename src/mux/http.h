@@ -53,10 +53,13 @@ void *mp_http_bosh_state(mp_mux *m);
 /* Split stream XML the core wrote (whole top-level elements, one or more) into elements and
  * make each stand alone, as RFC 7395 and XEP-0206 want: xmlns='jabber:client' on a stanza
  * that has no xmlns, xmlns:stream on stream:features and stream:error. fn gets each element
- * (its bytes live until fn returns). Returns 0, or MP_EINVAL on bytes that are not whole
- * elements. */
+ * (its bytes live until fn returns, and fn must not use scratch). An element that needs a
+ * declaration is rebuilt in scratch, which keeps its memory between calls (the mux's
+ * m->scratch), so no message costs an allocation. Returns 0, or MP_EINVAL on bytes that are
+ * not whole elements. */
 typedef void (*mp_http_element_fn)(void *ud, const char *el, size_t n);
-int mp_http_each_element(const char *xml, size_t n, mp_http_element_fn fn, void *ud);
+int mp_http_each_element(const char *xml, size_t n, mp_buf *scratch, mp_http_element_fn fn,
+                         void *ud);
 
 /* ---- between http.c and the resources it serves (ws.c, hostmeta.c, static.c) ---- */
 

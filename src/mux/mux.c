@@ -403,8 +403,10 @@ static int
 start_tls(mp_conn *c)
 {
     mp_mux *m = c->mux;
-    if (c->tls || !m->tls || (c->flags & CF_AUTHED)) {
-        conn_puts(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+    /* Over HTTP the TLS is the web transport's (RFC 7395 §3.1, XEP-0206 §4): no STARTTLS. */
+    if (c->tls || !m->tls || (c->flags & (CF_AUTHED | CF_HTTP))) {
+        conn_puts(c, "<failure xmlns='" NS_TLS "'/>");
+        stream_end(c);
         conn_close_graceful(c);
         return 1;
     }
@@ -702,7 +704,8 @@ count_ip(mp_conn *c, const struct sockaddr *sa, int direct)
     send_header(c, m->default_host);
     conn_puts(c, "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
                  "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too many connections from "
-                 "your address</text></stream:error></stream:stream>");
+                 "your address</text></stream:error>");
+    stream_end(c);
     conn_close_graceful(c);
     return 0;
 }
@@ -1160,6 +1163,7 @@ mux_free(mp_mux *m)
     free(m->slot_gen);
     free(m->free_slots);
     free(m->rbuf);
+    mp_buf_free(&m->scratch);
     free(m);
 }
 

@@ -142,6 +142,7 @@ struct mp_mux {
     int stopping;
     unsigned sweeps;
     char *rbuf;
+    mp_buf scratch; /* the transports' per-thread scratch (elements made to stand alone) */
     char default_host[256];
 };
 

@@ -4,6 +4,7 @@
  * files, no NUL or backslash. Opening and fstat are blocking calls on a local disk, which is
  * accepted; the body is read in pieces by http.c as the client takes it. */
 #include "mux/http.h"
+#include "base/hex.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -58,18 +59,6 @@ content_type(const char *path)
     return "application/octet-stream";
 }
 
-static int
-hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The part of the path after "/chat/", decoded into out and checked. Returns 0, or the HTTP
  * status to answer. */
 static int
@@ -79,7 +68,8 @@ decode_path(const char *p, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         char ch = p[i];
         if (ch == '%') {
-            int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+            int hi = i + 2 < n ? mp_hex_digit(p[i + 1]) : -1,
+                lo = i + 2 < n ? mp_hex_digit(p[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return 400;
             ch = (char)(hi * 16 + lo);

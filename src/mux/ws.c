@@ -214,19 +214,11 @@ ws_header(mp_conn *c, const char *host, const char *id)
 static void
 ws_xml(mp_conn *c, const char *p, size_t n)
 {
-    static const char end_tag[] = "</stream:stream>";
-    size_t el = sizeof end_tag - 1;
-    /* mux.c ends a refused STARTTLS with </stream:stream> inside the XML: that is our end. */
-    int ends = n >= el && memcmp(p + n - el, end_tag, el) == 0;
-    if (ends)
-        n -= el;
-    if (mp_http_each_element(p, n, each_element, c) < 0) {
+    if (mp_http_each_element(p, n, &c->mux->scratch, each_element, c) < 0) {
         mp_err("conn %016llx: output is not whole XML elements; sent as one message",
                (unsigned long long)c->id);
         send_text(c, p, n);
     }
-    if (ends)
-        ws_end(c);
 }
 
 /* Byte for byte what Strophe.js (Converse.js underneath) compares a message with to

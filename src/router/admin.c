@@ -1,4 +1,5 @@
 #include "router/admin.h"
+#include "base/hex.h"
 #include "auth/accounts.h"
 #include "base/buf.h"
 #include "base/config.h"
@@ -63,17 +64,6 @@ struct mp_admin {
 /* ---- protocol words ---------------------------------------------------------------------- */
 
 static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static int
 decode_word(char *w)
 {
     char *o = w;
@@ -83,8 +73,8 @@ decode_word(char *w)
             *o++ = *p;
             continue;
         }
-        int hi = hexval((unsigned char)p[1]);
-        int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+        int hi = mp_hex_digit((unsigned char)p[1]);
+        int lo = hi < 0 ? -1 : mp_hex_digit((unsigned char)p[2]);
         /* an encoded NUL would silently cut the argument short */
         if (hi < 0 || lo < 0 || (hi | lo) == 0)
             return MP_EINVAL;

@@ -1,6 +1,7 @@
 /* TLS over memory BIOs with OpenSSL 3: the event loop owns the socket and moves ciphertext
  * in and out; this unit only turns it into plaintext and back. */
 #include "stream/tls.h"
+#include "base/hex.h"
 #include "stream/tls13_record.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -425,18 +426,6 @@ alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const un
 
 /* ---- record accounting for the takeover ------------------------------------------------ */
 
-static int
-hex_nibble(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The only way OpenSSL 3.0 hands out TLS 1.3 traffic secrets: its NSS key log line,
  * "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>". Nothing is written anywhere; the secrets
  * stay in the connection (wiped on free) in case it goes idle. */
@@ -461,7 +450,7 @@ keylog_cb(const SSL *ssl, const char *line)
     /* Until the takeover, rd.secret holds the client's secret and wr.secret ours. */
     unsigned char *dst = is_client ? c->own->rec.rd.secret : c->own->rec.wr.secret;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        int hi = mp_hex_digit(hex[2 * i]), lo = mp_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             c->flags |= CONN_NO_TAKEOVER;
             return;

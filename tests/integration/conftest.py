@@ -94,8 +94,82 @@ def vm_rss_kb(pid):
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-class Server:
+def accepts(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    """One of our daemons (magpied, magpie-mux) run by a test: started in self.dir with its
+    output in self.log_path, stopped with SIGTERM, its log checked for sanitizer reports."""
+    name = "process"
+
+    def _spawn(self, argv, ready, waiting_for, timeout):
+        self.logf = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=self.logf, cwd=self.dir, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} during start-up:\n"
+                    + self.log()[-4000:])
+            if ready():
+                return self
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not {waiting_for} within {timeout}s:\n"
+                                     + self.log()[-4000:])
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"{self.name} did not exit within {timeout}s of SIGTERM:\n"
+                                     + self.log()[-4000:])
+        if self.logf:
+            self.logf.close()
+            self.logf = None
+        return self.proc.returncode
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def check_sanitizers(self, text):
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                i = text.index(marker)
+                raise AssertionError(f"sanitizer report ({marker}) in {self.name} log:\n"
+                                     + text[max(0, i - 2000):i + 6000])
+
+
+class Server(Process):
     """One magpied in its own directory. Users: {localpart: password}."""
+    name = "magpied"
 
     def __init__(self, tmpdir, users=None, config=None, hosts=(DOMAIN,)):
         self.dir = tmpdir
@@ -173,77 +247,21 @@ class Server:
 
     # -- process -----------------------------------------------------------------------------
     def start(self, timeout=30):
-        self.logf = open(self.log_path, "ab")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        self.proc = subprocess.Popen([MAGPIED, "--config", self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, cwd=self.dir, env=env)
-        deadline = time.monotonic() + timeout
         ports = [p for p in (self.port, self.tls_port) if p]
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"magpied exited with {self.proc.returncode} during start-up:\n"
-                    + self.log()[-4000:])
-            if all(self._accepts(p) for p in ports) and os.path.exists(self.admin_socket):
-                return self
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"magpied did not accept on {ports} / create {self.admin_socket} "
-                    f"within {timeout}s:\n" + self.log()[-4000:])
-            time.sleep(0.05)
+        return self._spawn([MAGPIED, "--config", self.config_path],
+                           lambda: all(self._accepts(p) for p in ports)
+                           and os.path.exists(self.admin_socket),
+                           f"accept on {ports} / create {self.admin_socket}", timeout)
 
     def _accepts(self, port):
-        try:
-            with socket.create_connection((self.host, port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    @property
-    def pid(self):
-        return self.proc.pid
+        return accepts(port, self.host)
 
     def rss_kb(self):
         return vm_rss_kb(self.proc.pid)
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=30):
-        """SIGTERM and wait; returns the exit status."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"magpied did not exit within {timeout}s of SIGTERM:\n"
-                                     + self.log()[-4000:])
-        if self.logf:
-            self.logf.close()
-            self.logf = None
-        return self.proc.returncode
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
     def check_log(self):
         text = self.log()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                i = text.index(marker)
-                raise AssertionError(f"sanitizer report ({marker}) in magpied log:\n"
-                                     + text[max(0, i - 2000):i + 6000])
+        self.check_sanitizers(text)
         for pw in self.secrets:
             assert pw not in text, f"a user's password ({pw}) appears in the magpied log"
 

@@ -9,11 +9,10 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 
-from conftest import DOMAIN, SANITIZER_MARKERS, _BUILD, _yaml_scalar, free_ports
+from conftest import DOMAIN, _BUILD, Process, _yaml_scalar, accepts, free_ports
 
 MAGPIE_MUX = os.environ.get("MAGPIE_MUX") or os.path.join(_BUILD, "magpie-mux")
 
@@ -24,14 +23,6 @@ def wait_for(pred, timeout, what):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
-
-
-def accepts(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def link_server(make_server, users, secret, extra=None):
@@ -62,7 +53,9 @@ def kill9(srv):
         srv.logf = None
 
 
-class MuxProcess:
+class MuxProcess(Process):
+    name = "magpie-mux"
+
     def __init__(self, servers, secret, users, policy="ordered", tls=False, tls_ca=None,
                  extra=None):
         self.dir = tempfile.mkdtemp(prefix="mpmux-")
@@ -97,64 +90,20 @@ class MuxProcess:
         return f"{user}@{self.domain}"
 
     def start(self, timeout=30):
-        self.logf = open(self.log_path, "ab")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.proc = subprocess.Popen([MAGPIE_MUX, "--config", self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, cwd=self.dir, env=env)
-        deadline = time.monotonic() + timeout
-        while not accepts(self.port):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"magpie-mux exited with {self.proc.returncode}:\n"
-                                     + self.log()[-4000:])
-            if time.monotonic() > deadline:
-                raise AssertionError("magpie-mux did not listen:\n" + self.log()[-4000:])
-            time.sleep(0.05)
-        return self
+        return self._spawn([MAGPIE_MUX, "--config", self.config_path],
+                           lambda: accepts(self.port), f"listen on {self.port}", timeout)
 
     def wait_log(self, text, timeout=20, count=1):
         wait_for(lambda: self.log().count(text) >= count, timeout,
                  f"{text!r} in the magpie-mux log:\n{self.log()[-3000:]}")
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self, timeout=30):
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("magpie-mux did not exit on SIGTERM:\n" + self.log()[-4000:])
-        if self.logf:
-            self.logf.close()
-            self.logf = None
-        return self.proc.returncode
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
     def check_log(self):
         text = self.log()
-        for marker in SANITIZER_MARKERS:
-            assert marker not in text, f"sanitizer report in magpie-mux log:\n{text[-6000:]}"
+        self.check_sanitizers(text)
         for pw in self.users.values():
             assert pw not in text, "a password appears in the magpie-mux log"
         secret = self.config["mux"]["secret"]

@@ -5,7 +5,6 @@ import random
 import re
 import time
 
-from conftest import RawClient
 
 from test_sm import NS_SM, ask_h, enable, login, resume_on_new_connection, srv_log_wait, \
     wait_bodies

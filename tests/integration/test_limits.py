@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import (DOMAIN, NS_SASL, RawClient, expect_stream_error, insecure_context,
+from conftest import (DOMAIN, RawClient, expect_stream_error, insecure_context,
                       next_message, run, slix_close, slix_login, stream_error_re, stream_header)
 
 PING = "<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
@@ -283,7 +283,7 @@ def test_connection_count_goes_down_on_every_close(make_server):
             assert a.bind("r")[0]
             a.send("</stream:stream>")
             a.read_until_closed()
-            b.send(f"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            b.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             b.read_until(r"<proceed[^>]*/>")
             b.send(b"\x16\x03\x01\x00\x05garbage")       # TLS failure
             b.read_until_closed()

@@ -6,7 +6,6 @@ import os
 import sqlite3
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
 from conftest import (drain, iq_with, refused, run, slix_close, slix_login, slix_ping)
 
@@ -536,7 +535,7 @@ async def blast(srv, n):
             await asyncio.sleep(0)
     got = 0
     while got < n:
-        m = await asyncio.wait_for(b.messages.get(), 60)
+        await asyncio.wait_for(b.messages.get(), 60)
         got += 1
     elapsed = time.monotonic() - t0
     await slix_close(a)

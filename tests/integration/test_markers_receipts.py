@@ -1,6 +1,5 @@
 """Chat markers (XEP-0333) and delivery receipts (XEP-0184) are end-to-end payloads: the server
 passes them on untouched, live and through offline storage (XEP-0160)."""
-import asyncio
 
 from conftest import next_message, run, slix_close, slix_login, slix_ping
 

@@ -360,6 +360,22 @@ def test_raw_websocket_stream(make_server):
     ws.close()
 
 
+def test_starttls_refused(make_server):
+    """TLS over the web is the WebSocket's own (RFC 7395): <starttls/> gets <failure/>, then
+    the stream ends with <close/> and the closing handshake."""
+    srv = make_server(users={"alice": None})
+    ws = WS(srv)
+    assert ws.status == 101
+    ws.send(f"<open xmlns='{NS_FRAMING}' to='{DOMAIN}' version='1.0'/>")
+    assert ws.recv_text().startswith("<open ")
+    assert "starttls" not in ws.recv_text()  # not offered, and refused when asked anyway
+    ws.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    texts = ws.expect_close(1000)
+    assert texts == ["<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", CLOSE], texts
+    ws.close()
+    assert "established" not in srv.log()
+
+
 def test_host_unknown(make_server):
     srv = make_server()
     ws = WS(srv)

@@ -195,6 +195,7 @@ fake_teardown(void)
     uv_run(&mux->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&mux->loop), 0);
     mp_http_mux_free(mux);
+    mp_buf_free(&mux->scratch); /* as mux.c's mux_free does */
     free(mux);
     mp_config_free(&cfg);
     mp_buf_free(&wire);

@@ -442,7 +442,10 @@ static int
 split(const char *xml, collected *c)
 {
     memset(c, 0, sizeof *c);
-    return mp_http_each_element(xml, strlen(xml), collect, c);
+    mp_buf scratch = {0};
+    int rc = mp_http_each_element(xml, strlen(xml), &scratch, collect, c);
+    mp_buf_free(&scratch);
+    return rc;
 }
 
 static void
