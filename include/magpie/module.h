@@ -91,4 +91,118 @@ typedef struct mp_module_def {
 const char *mp_core_host(struct mp_core *core, int i); /* NULL past the last */
 void mp_core_features(struct mp_core *core, const char *const **vars, size_t *n);
 
+/* ---- Services: components, hooks, delivery (MUC, PubSub, PEP, push) ----
+ *
+ * A component is a service at "<label>.<host>" for every configured host (conference.example.org
+ * for label "conference"). Every stanza addressed to such a JID, or to node@ or /resource forms of
+ * it, is handed to the component: IQ get/set first to the handlers registered with
+ * mp_module_component_iq for (label, type, namespace, element) -- found by one hash lookup --
+ * and otherwise, like every message, presence and IQ result/error, to the component's stanza
+ * function. Directed presence to a component is remembered like presence to a user, so a session
+ * that ends sends the component its unavailable presence (RFC 6121 §4.6). */
+
+enum { MP_TARGET_COMPONENT = 1 << 2 }; /* mp_iq.target of a component's IQ */
+
+/* Stanza kinds, the same values as the frames' element kinds. */
+enum mp_stanza_kind { MP_STANZA_MESSAGE = 1, MP_STANZA_PRESENCE = 2, MP_STANZA_IQ = 3 };
+
+/* A stanza given to a component, borrowed for the call. */
+typedef struct mp_stanza {
+    struct mp_core *core;
+    int kind;            /* enum mp_stanza_kind */
+    const char *from;    /* the sender's JID as stamped (a local session's full JID) */
+    const char *to;      /* the 'to', prepared: "room@conference.example.org/nick" */
+    const char *to_node; /* its parts, prepared ("" when absent); to_domain is the component's */
+    const char *to_domain;
+    const char *to_resource;
+    const char *type; /* the type attribute, "" when absent */
+    const char *id;   /* the id attribute (unescaped), "" when absent */
+    const char *bytes; /* the stanza as routed: from stamped, namespace jabber:client implied */
+    size_t len;
+    mp_arena *arena; /* reset after the call */
+    uint64_t conn;   /* the sending stream, 0 when the core or another service sent it */
+} mp_stanza;
+
+/* The stanza parsed into st->arena (once; later calls return the same tree). NULL when it is
+ * not well-formed XML (cannot happen for stanzas that came through the mux) or on ENOMEM. */
+mp_xnode *mp_stanza_tree(mp_stanza *st);
+/* Answer st with an RFC 6120 stanza error (from = st->to, to = st->from), never an error to an
+ * error or an IQ result. type "cancel"|"modify"|"auth"|"wait"; text may be NULL. */
+int mp_stanza_error(mp_stanza *st, const char *type, const char *condition, const char *text);
+
+/* Return 0 when handled (the component answers what it must), MP_ENOTFOUND to have the core
+ * answer <service-unavailable/> (for IQ get/set and messages; presence is dropped). */
+typedef int (*mp_component_fn)(mp_stanza *st, void *ud);
+/* Serve "<label>.<host>" for every host. MP_EEXIST when another module serves that label. */
+int mp_module_component(mp_module *m, const char *label, mp_component_fn fn, void *ud);
+/* One IQ handler of a component (payload <name xmlns='ns'/>); iq->to is the prepared 'to'
+ * (the component, a node of it or a full JID), iq->target MP_TARGET_COMPONENT. */
+int mp_module_component_iq(mp_module *m, const char *label, int type, const char *ns,
+                           const char *name, mp_iq_fn fn, void *ud);
+/* "<label>.<host>" of the i-th host (NULL past the last) into buf; NULL when it does not fit. */
+const char *mp_component_jid(struct mp_core *core, const char *label, int i, char *buf,
+                             size_t cap);
+/* Calls cb for each component JID of host i (for the server's disco#items). */
+void mp_core_components(struct mp_core *core, int host,
+                        void (*cb)(const char *jid, const char *label, void *ud), void *ud);
+
+/* Deliver a stanza a service built: bytes is one <message/>, <presence/> or <iq/> with its
+ * 'from' set and NO 'to' attribute (the core inserts to='to'), its namespace jabber:client
+ * implied. from is the JID in that 'from' (privacy lists are checked against it); to a prepared
+ * JID, to_len its length. Rules of RFC 6121 §8 as for a stanza from a remote domain:
+ *  - a local full JID: that session; gone: a message of type chat/normal goes to the bare
+ *    JID, anything else is dropped;
+ *  - a local bare JID: a message to the available resources of highest non-negative priority
+ *    (all of them for headline), stored offline (XEP-0160) when there are none and type is
+ *    chat or normal (unless MP_DELIVER_NO_OFFLINE); presence to every available resource; an
+ *    IQ is refused (MP_EINVAL: IQs to accounts are for mp_core_send_iq);
+ *  - a component JID: that component (kind, type and id are read from bytes);
+ *  - any other domain: MP_ENOTFOUND (no federation yet).
+ * Returns the number of sessions that got it (> 0), 0 when stored offline or dropped by rule,
+ * MP_ENOTFOUND when no such account or session exists. Never allocates for a local session. */
+enum { MP_DELIVER_NO_OFFLINE = 1 << 0 };
+int mp_core_deliver(struct mp_core *core, const char *from, const char *to, size_t to_len,
+                    const char *bytes, size_t len, int flags);
+
+/* Send an IQ from 'from' (the server, an account's bare JID or a component JID) to 'to', with
+ * type "get" or "set" and payload (serialized, non-empty). The core picks the id. fn is called
+ * exactly once: with the parsed <iq/> answer (type result or error), or with NULL after
+ * timeout_ms (0: 30 s) or at shutdown. Returns 0 or MP_E* (fn is then not called). */
+typedef void (*mp_iq_answer_fn)(struct mp_core *core, const mp_xnode *answer, void *ud);
+int mp_core_send_iq(struct mp_core *core, const char *from, const char *to, const char *type,
+                    const char *payload, size_t len, unsigned timeout_ms, mp_iq_answer_fn fn,
+                    void *ud);
+
+/* Available resources of a local account (bare, prepared): cb gets each full JID and its
+ * priority. Returns how many there are (cb may be NULL to count). */
+int mp_core_resources(struct mp_core *core, const char *bare,
+                      void (*cb)(const char *full, int priority, void *ud), void *ud);
+
+/* Hooks. Presence: a session sent available presence (presence: the parsed <presence/>,
+ * initial: its first since binding) or went unavailable / ended (presence NULL). */
+typedef void (*mp_presence_hook)(struct mp_core *core, const char *full, const mp_xnode *presence,
+                                 int initial, void *ud);
+int mp_module_on_presence(mp_module *m, mp_presence_hook fn, void *ud);
+
+/* A message for an account none of whose sessions could take it now (push, XEP-0357). */
+enum mp_offline_why {
+    MP_OFFLINE_STORED = 1, /* stored offline (XEP-0160) */
+    MP_OFFLINE_PENDING,    /* queued for a stream-management session waiting to resume */
+    MP_OFFLINE_ROOM,       /* a message in a room the account is an offline member of */
+};
+typedef void (*mp_offline_hook)(struct mp_core *core, const char *bare, const char *from,
+                                const char *bytes, size_t len, int why, void *ud);
+int mp_module_on_offline(mp_module *m, mp_offline_hook fn, void *ud);
+/* Tell the offline hooks (the core calls it for STORED and PENDING; MUC for ROOM). */
+void mp_core_offline_notify(struct mp_core *core, const char *bare, const char *from,
+                            const char *bytes, size_t len, int why);
+
+/* Append to the archive of owner (domain, node) (XEP-0313), in the core's group commit when
+ * archiving is on. id_out gets the new archive id (cap >= 17). 0 or MP_E*. item is a
+ * struct mp_archive_item of storage/store.h. */
+struct mp_archive_item;
+int mp_core_archive_append(struct mp_core *core, const char *domain, const char *node,
+                           const struct mp_archive_item *item, int64_t max_items, char *id_out,
+                           size_t cap);
+
 #endif

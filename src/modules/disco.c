@@ -63,12 +63,40 @@ disco_info(mp_iq *iq, void *ud)
     return server_info(iq, node);
 }
 
+typedef struct items_ctx {
+    mp_iq *iq;
+    mp_xnode *q;
+    int failed;
+} items_ctx;
+
+static void
+add_component(const char *jid, const char *label, void *ud)
+{
+    items_ctx *c = ud;
+    mp_xnode *it = mp_xnode_new(c->iq->arena, NS_ITEMS, "item");
+    if (!it || mp_xnode_set_attr(c->iq->arena, it, "jid", jid) < 0) {
+        c->failed = 1;
+        return;
+    }
+    mp_xnode_append(c->q, it);
+}
+
+/* XEP-0030 §4: the services of the host (conference.<host>, pubsub.<host>, ...) are its items,
+ * so clients find them without configuration. */
 static int
 disco_items(mp_iq *iq, void *ud)
 {
     mp_xnode *q = mp_xnode_new(iq->arena, NS_ITEMS, "query");
     if (!q)
         return mp_iq_error(iq, "wait", "internal-server-error");
+    if (!mp_xnode_attr(iq->payload, "node")) {
+        items_ctx c = {iq, q, 0};
+        for (int h = 0; mp_core_host(iq->core, h); h++)
+            if (strcmp(mp_core_host(iq->core, h), iq->to) == 0)
+                mp_core_components(iq->core, h, add_component, &c);
+        if (c.failed)
+            return mp_iq_error(iq, "wait", "internal-server-error");
+    }
     return mp_iq_result(iq, q);
 }
 

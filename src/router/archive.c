@@ -191,7 +191,7 @@ on_batch_timer(uv_timer_t *t)
 
 static int
 append(mp_archive *a, const char *domain, const char *node, const mp_archive_item *it,
-       char id[MP_ARCHIVE_ID_SIZE])
+       int64_t max_items, char id[MP_ARCHIVE_ID_SIZE])
 {
     mp_core *core = a->core;
     mp_store *st = core->store;
@@ -202,12 +202,26 @@ append(mp_archive *a, const char *domain, const char *node, const mp_archive_ite
         a->batch_n = 0;
         uv_timer_start(&a->batch_timer, on_batch_timer, (uint64_t)ms, 0);
     }
-    int rc = st->ops->archive_append(st, domain, node, it, core->cfg->mam_max_messages, id,
-                                     MP_ARCHIVE_ID_SIZE);
+    int rc = st->ops->archive_append(st, domain, node, it, max_items, id, MP_ARCHIVE_ID_SIZE);
     if (rc < 0)
         mp_err("archive of %s@%s: cannot append: %s", node, domain, mp_strerror(rc));
     if (a->batch_open && ++a->batch_n >= MP_ARCHIVE_BATCH_MAX)
         flush(a);
+    return rc;
+}
+
+int
+mp_archive_append_owner(mp_core *core, const char *domain, const char *node,
+                        const mp_archive_item *it, int64_t max_items, char *id, size_t cap)
+{
+    if (cap < MP_ARCHIVE_ID_SIZE)
+        return MP_EINVAL;
+    if (core->archive)
+        return append(core->archive, domain, node, it, max_items, id);
+    mp_store *st = core->store;
+    int rc = st->ops->archive_append(st, domain, node, it, max_items, id, cap);
+    if (rc < 0)
+        mp_err("archive of %s@%s: cannot append: %s", node, domain, mp_strerror(rc));
     return rc;
 }
 
@@ -517,14 +531,14 @@ mp_archive_route(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *
         it.with_jid = rcpt;
         it.with_resource = to->resource_len ? to->resource : NULL;
         it.direction = MP_ARCHIVE_OUT;
-        append(a, sdomain, s->node, &it, id);
+        append(a, sdomain, s->node, &it, core->cfg->mam_max_messages, id);
     }
     int have_id = 0;
     if (in_ok) {
         it.with_jid = sender;
         it.with_resource = s->full_len > s->bare_len ? s->full + s->bare_len + 1 : NULL;
         it.direction = MP_ARCHIVE_IN;
-        have_id = append(a, to->domain, to->node, &it, id) == 0;
+        have_id = append(a, to->domain, to->node, &it, core->cfg->mam_max_messages, id) == 0;
     }
     if (have_id) {
         a->msg.len = 0;

@@ -76,6 +76,14 @@ const struct mp_frame *mp_archive_route(struct mp_core *core, struct mp_cstream 
                                         const struct mp_frame *f, const struct mp_jid *to,
                                         struct mp_user *u);
 
+/* Append to the archive of any owner (a room: domain = the MUC service, node = the room), in
+ * the open group commit when archiving is on, directly otherwise. id gets the archive id
+ * (cap >= MP_ARCHIVE_ID_SIZE). 0 or MP_E*. */
+struct mp_archive_item;
+int mp_archive_append_owner(struct mp_core *core, const char *domain, const char *node,
+                            const struct mp_archive_item *it, int64_t max_items, char *id,
+                            size_t cap);
+
 /* Commit the open batch, if any: before a query, before acknowledging durability (offline
  * storage, XEP-0198 acks) and at shutdown. */
 void mp_archive_flush(struct mp_core *core);

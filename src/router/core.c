@@ -1,6 +1,7 @@
 /* The core thread: takes frames from the mux threads, keeps the streams and sessions, and
  * hands stanzas to negotiation, routing and modules. */
 #include "router/core_int.h"
+#include "router/component.h"
 #include "router/acl.h"
 #include "router/archive.h"
 #include "router/caps.h"
@@ -351,6 +352,9 @@ mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links,
     if (rc < 0)
         goto fail;
     mp_throttle_init(core);
+    rc = mp_services_init(core);
+    if (rc < 0)
+        goto fail;
     rc = mp_acl_compile(cfg, &core->acl);
     if (rc < 0)
         goto fail;
@@ -397,6 +401,7 @@ mp_core_stop(mp_core *core)
     if (core->sasl)
         mp_throttle_free(core);
     mp_register_free(core);
+    mp_services_stop(core); /* IQs awaiting answers are told there will be none */
     mp_archive_stop(core); /* commits the open archive batch */
 }
 
@@ -419,6 +424,7 @@ mp_core_free(mp_core *core)
     mp_htab_free(&core->sm_ids);
     mp_journal_close(core->journal);
     mp_modules_unload(core);
+    mp_services_free(core);
     mp_acl_free(core->acl);
     if (core->sasl)
         mp_sasl_free(core->sasl);

@@ -15,6 +15,7 @@
 struct mp_sasl;
 struct mp_sasl_session;
 struct mp_module;
+struct mp_iq;
 
 enum cstream_state { CS_PREAUTH = 0, CS_AUTHED, CS_BOUND };
 
@@ -112,6 +113,7 @@ struct mp_core {
     struct mp_acl *acl; /* site policies (acl.c), recompiled on reload */
     uint8_t amp_enabled; /* XEP-0079 rules applied (amp.c, switched by the amp module) */
     struct mp_archive *archive; /* XEP-0313 archiving (archive.c); NULL: mam module off */
+    struct mp_services *services; /* components, hooks, IQs awaiting answers (component.c) */
 };
 
 /* core.c */
@@ -200,6 +202,10 @@ void mp_roster_push(mp_core *core, const char *bare, size_t bare_len,
 int mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
                    const char *to_prepped);
 int mp_modules_load(mp_core *core);
+/* Handlers by key "type|target|ns|name" (component.c uses "type|c:label|ns|name"). */
+mp_iq_handler *mp_iq_handler_find(mp_core *core, const char *key, size_t len);
+int mp_iq_handler_add(mp_core *core, struct mp_module *m, const char *key, size_t len,
+                      int (*fn)(struct mp_iq *, void *), void *ud);
 void mp_modules_unload(mp_core *core);
 
 /* throttle.c: failed logins per IP and per account */

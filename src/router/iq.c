@@ -1,6 +1,7 @@
 /* Module registry and IQ dispatch: a handler is found by one hash lookup on
  * "type|target|ns|name" of the IQ's payload. */
 #include "router/core_int.h"
+#include "router/component.h"
 #include "magpie/module.h"
 #include "base/config.h"
 #include "base/err.h"
@@ -28,8 +29,8 @@ make_key(char *buf, size_t cap, int type, int target, const char *ns, const char
     return n < 0 || (size_t)n >= cap ? MP_ELIMIT : n;
 }
 
-static mp_iq_handler *
-find_handler(mp_core *core, const char *key, size_t len)
+mp_iq_handler *
+mp_iq_handler_find(mp_core *core, const char *key, size_t len)
 {
     uint64_t h = mp_hash_str(key, len);
     for (mp_hnode *n = mp_htab_find(&core->iq_handlers, h); n; n = mp_htab_next_same(n->next, h)) {
@@ -41,10 +42,30 @@ find_handler(mp_core *core, const char *key, size_t len)
 }
 
 int
+mp_iq_handler_add(mp_core *core, mp_module *m, const char *key, size_t len, mp_iq_fn fn, void *ud)
+{
+    if (mp_iq_handler_find(core, key, len)) {
+        mp_err("module %s: %s is already served by another module", m->def->name, key);
+        return MP_EEXIST;
+    }
+    mp_iq_handler *ih = calloc(1, sizeof *ih + len + 1);
+    if (!ih)
+        return MP_ENOMEM;
+    memcpy(ih->key, key, len);
+    ih->module = m;
+    ih->fn = (int (*)(void *, void *))fn;
+    ih->ud = ud;
+    if (mp_htab_insert(&core->iq_handlers, &ih->node, mp_hash_str(key, len)) < 0) {
+        free(ih);
+        return MP_ENOMEM;
+    }
+    return 0;
+}
+
+int
 mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char *name, mp_iq_fn fn,
              void *ud)
 {
-    mp_core *core = m->core;
     for (int target = MP_TARGET_HOST; target <= MP_TARGET_ACCOUNT; target <<= 1) {
         if (!(targets & target))
             continue;
@@ -52,21 +73,9 @@ mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char *na
         int len = make_key(key, sizeof key, type, target, ns, name);
         if (len < 0)
             return len;
-        if (find_handler(core, key, (size_t)len)) {
-            mp_err("module %s: %s is already served by another module", m->def->name, key);
-            return MP_EEXIST;
-        }
-        mp_iq_handler *ih = calloc(1, sizeof *ih + (size_t)len + 1);
-        if (!ih)
-            return MP_ENOMEM;
-        memcpy(ih->key, key, (size_t)len);
-        ih->module = m;
-        ih->fn = (int (*)(void *, void *))fn;
-        ih->ud = ud;
-        if (mp_htab_insert(&core->iq_handlers, &ih->node, mp_hash_str(key, (size_t)len)) < 0) {
-            free(ih);
-            return MP_ENOMEM;
-        }
+        int rc = mp_iq_handler_add(m->core, m, key, (size_t)len, fn, ud);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -194,8 +203,10 @@ mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
         type = MP_IQ_GET;
     else if (f->type_len == 3 && memcmp(mp_frame_type(f), "set", 3) == 0)
         type = MP_IQ_SET;
-    else
-        return 0; /* results and errors addressed to the server end here */
+    else /* results and errors: answers to the server's own IQs, or the end of the road */
+        return mp_iq_pending_answer(core, from->full, from->full_len, mp_frame_id(f), f->id_len,
+                                    mp_frame_payload(f), f->payload_len),
+               0;
     mp_xnode *el = NULL;
     if (mp_xml_parse(core->parser, &core->arena, "jabber:client", mp_frame_payload(f),
                      f->payload_len, &el) < 0)
@@ -209,7 +220,7 @@ mp_iq_dispatch(mp_core *core, mp_cstream *from, const mp_frame *f, int target,
     }
     char key[512];
     int len = make_key(key, sizeof key, type, target, payload->ns, payload->name);
-    mp_iq_handler *ih = len > 0 ? find_handler(core, key, (size_t)len) : NULL;
+    mp_iq_handler *ih = len > 0 ? mp_iq_handler_find(core, key, (size_t)len) : NULL;
     if (!ih)
         return MP_ENOTFOUND;
     char id[1024], to_attr[1024];

@@ -4,6 +4,8 @@
  * from memory. */
 #include "router/amp.h"
 #include "router/core_int.h"
+#include "router/component.h"
+#include "magpie/module.h"
 #include "router/archive.h"
 #include "router/acl.h"
 #include "router/csi.h"
@@ -19,6 +21,7 @@
 #include "xmpp/jid.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -288,6 +291,11 @@ go_unavailable(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
         mp_user *u = bl > 0 ? mp_core_user(core, bare, (size_t)bl) : NULL;
         if (mp_privacy_blocks(core, s, MP_PRIV_POUT, d->jid, d->len))
             continue;
+        const mp_component *c = mp_component_find(core, j.domain, j.domain_len);
+        if (c) { /* a room learns its occupant left */
+            mp_component_stanza(core, c, s, s->full, s->full_len, &j, MP_EL_PRESENCE, bytes, len);
+            continue;
+        }
         for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res)
             if (r->available && !mp_privacy_blocks(core, r, MP_PRIV_PIN, s->full, s->full_len))
                 mp_deliver_to(core, r, bytes, len, d->jid, d->len);
@@ -296,6 +304,7 @@ go_unavailable(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
     free(s->presence);
     s->presence = NULL;
     s->presence_len = 0;
+    mp_hooks_presence(core, s->full, NULL, 0);
 }
 
 static void offline_flush(mp_core *core, mp_cstream *s);
@@ -328,6 +337,7 @@ go_available(mp_core *core, mp_cstream *s, const mp_frame *f)
     to_roster(core, s, bytes, len, initial);
     if (initial && s->priority >= 0)
         offline_flush(core, s);
+    mp_hooks_presence(core, s->full, el, initial); /* PEP, entity capabilities */
 }
 
 static void
@@ -389,6 +399,26 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         remember_directed(s, full, (size_t)fl, !mp_frame_type_is(f, "unavailable"));
 }
 
+/* Presence to a service (a room): handed over and, when directed available presence, kept so
+ * the service hears the session's unavailable (RFC 6121 §4.6.3) -- how a room learns that an
+ * occupant's client vanished. */
+static void
+component_presence(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to,
+                   const mp_component *c)
+{
+    if (mp_privacy_blocks(core, s, MP_PRIV_POUT, mp_frame_to(f), f->to_len))
+        return;
+    int rc = mp_component_stanza(core, c, s, s->full, s->full_len, to, MP_EL_PRESENCE,
+                                 mp_frame_payload(f), f->payload_len);
+    if (rc < 0 || mp_frame_type_is(f, "error") || mp_frame_type_is(f, "probe") ||
+        mp_sub_type_parse(mp_frame_type(f), f->type_len) >= 0)
+        return;
+    char full[JID_MAX];
+    int fl = mp_jid_full(to, full, sizeof full);
+    if (fl > 0)
+        remember_directed(s, full, (size_t)fl, !mp_frame_type_is(f, "unavailable"));
+}
+
 void
 mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
 {
@@ -405,6 +435,11 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
     mp_jid to;
     if (mp_jid_prep(mp_frame_to(f), f->to_len, &to) < 0)
         return; /* RFC 6121 §4.6.3: bad presence is dropped */
+    const mp_component *c = mp_component_find(core, to.domain, to.domain_len);
+    if (c) {
+        component_presence(core, s, f, &to, c);
+        return;
+    }
     int sub = mp_sub_type_parse(mp_frame_type(f), f->type_len);
     if (sub >= 0) {
         char bare[JID_MAX];
@@ -464,6 +499,11 @@ mp_offline_store_bytes(mp_core *core, const char *domain, const char *node, cons
     rc = st->ops->offline_push(st, domain, node, bytes, len, (int64_t)time(NULL), max);
     if (rc == 0)
         mp_archive_flush(core); /* stored offline means durable: commit an open archive batch */
+    if (rc == 0 && !acked) { /* XEP-0357: an acked one was announced while pending */
+        char bare[JID_MAX];
+        snprintf(bare, sizeof bare, "%s@%s", node, domain);
+        mp_core_offline_notify(core, bare, NULL, bytes, len, MP_OFFLINE_STORED);
+    }
     if (rc == MP_ELIMIT)
         mp_info("offline queue of %s@%s is full (%d messages)", node, domain, max);
     else if (rc < 0)

@@ -6,6 +6,7 @@
 #include "router/archive.h"
 #include "router/announce.h"
 #include "router/carbons.h"
+#include "router/component.h"
 #include "router/csi.h"
 #include "router/privacy.h"
 #include "magpie/module.h"
@@ -215,6 +216,11 @@ mp_route_stanza(mp_core *core, mp_cstream *s, const mp_frame *f)
     if (mp_jid_prep(mp_frame_to(f), f->to_len, &to) < 0) {
         if (kind != MP_EL_PRESENCE)
             bounce(core, s, f, "modify", "jid-malformed");
+        return;
+    }
+    const mp_component *c = mp_component_find(core, to.domain, to.domain_len);
+    if (c) { /* conference.<host>, pubsub.<host>, ... */
+        mp_component_route(core, c, s, f, &to);
         return;
     }
     if (!mp_config_is_host(core->cfg, to.domain, to.domain_len)) {

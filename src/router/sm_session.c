@@ -7,6 +7,7 @@
  * that connection, wherever the connection is; the cstream the new connection had so far is
  * dropped. Nothing else in the core needs to know a session was ever detached. */
 #include "router/sm_session.h"
+#include "magpie/module.h"
 #include "router/archive.h"
 #include "router/journal.h"
 #include "router/sm.h"
@@ -484,8 +485,12 @@ mp_sm_sent(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
         mp_journal_put(core->journal, sm->key, sm->pushed, core->cfg->hosts[s->host], s->node,
                        bytes, len) == 0)
         sm->journaled = sm->pushed;
-    if (sm->detached)
+    if (sm->detached) {
+        if (s->node && storable_message(bytes, len)) /* XEP-0357: wake the phone */
+            mp_core_offline_notify(core, s->user ? s->user->bare : s->full, NULL, bytes, len,
+                                   MP_OFFLINE_PENDING);
         return 1;
+    }
     send_raw(core, s, bytes, len);
     uint32_t every = (uint32_t)core->cfg->sm_ack_request_every;
     if (mp_sm_unacked(&sm->q) >= every && sm->q.sent - sm->asked_at >= every)
