@@ -61,6 +61,13 @@ int mp_module_iq(mp_module *m, int type, int targets, const char *ns, const char
                  mp_iq_fn fn, void *ud);
 /* Announce a feature in the server's disco#info. */
 int mp_module_feature(mp_module *m, const char *var);
+/* Announce a feature, or an identity, of every account: the disco#info of a bare JID
+ * (XEP-0163 §6 PEP, XEP-0357 push, ...). Strings must outlive the module. */
+int mp_module_account_feature(mp_module *m, const char *var);
+int mp_module_account_identity(mp_module *m, const char *category, const char *type);
+void mp_core_account_features(struct mp_core *core, const char *const **vars, size_t *n);
+/* Identities as pairs: (*pairs)[2i] category, (*pairs)[2i+1] type; n pairs. */
+void mp_core_account_identities(struct mp_core *core, const char *const **pairs, size_t *n);
 
 /* Site policies (the acl: section of the configuration), evaluated from lists compiled at load
  * and at each reload. mp_acl_allows() is nonzero when the account of jid (a prepared JID; a

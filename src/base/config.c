@@ -296,6 +296,52 @@ static const struct key mam_keys[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const struct key caps_keys[] = {
+    {"cache_size", K_INT, F(caps_cache_size), 1, 10000000, NULL,
+     "client capability sets (XEP-0115 vers) kept in memory, least recently used dropped"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key push_keys[] = {
+    {"include_body", K_BOOL, F(push_include_body), 0, 0, NULL,
+     "true: every push notification (XEP-0357) carries the message body"},
+    {"body_opt_in", K_BOOL, F(push_body_opt_in), 0, 0, NULL,
+     "true: a registration may ask for bodies (publish-options field include-body)"},
+    {"min_interval_ms", K_INT, F(push_min_interval_ms), 0, 3600000, NULL,
+     "milliseconds between two pushes to one app server registration; bursts are coalesced"},
+    {"max_registrations", K_INT, F(push_max_registrations), 1, 1000, NULL,
+     "app server registrations one account may keep"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key muc_keys[] = {
+    {"label", K_STR, F(muc_label), 0, 0, NULL,
+     "the chat service is <label>.<host> for every host (XEP-0045)"},
+    {"max_rooms", K_INT, F(muc_max_rooms), 0, 10000000, NULL,
+     "rooms the service holds at once; 0: no limit"},
+    {"max_occupants", K_INT, F(muc_max_occupants), 1, 1000000, NULL,
+     "occupants one room may have, whatever its configuration says"},
+    {"default_history", K_INT, F(muc_default_history), 0, 10000, NULL,
+     "messages a new room keeps for joiners (its history length)"},
+    {"max_history", K_INT, F(muc_max_history), 0, 10000, NULL,
+     "highest history length a room may be configured with"},
+    {"max_nick_len", K_INT, F(muc_max_nick_len), 1, 1023, NULL,
+     "longest room nickname, in bytes"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct key pubsub_keys[] = {
+    {"label", K_STR, F(pubsub_label), 0, 0, NULL,
+     "the publish-subscribe service is <label>.<host> for every host (XEP-0060)"},
+    {"max_nodes_per_user", K_INT, F(pubsub_max_nodes), 1, 10000000, NULL,
+     "nodes one account may own on the service, and PEP nodes it may have"},
+    {"max_items", K_INT, F(pubsub_max_items), 1, 10000000, NULL,
+     "highest max_items of a node (what \"max\" means); items kept per node"},
+    {"max_payload_size", K_SIZE, F(pubsub_max_payload), 256, SIZE_MAX_CFG, NULL,
+     "largest item payload, in bytes"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct key search_keys[] = {
     {"max_results", K_INT, F(search_max_results), 1, 100000, NULL,
      "accounts listed in one user directory answer (XEP-0055)"},
@@ -339,8 +385,12 @@ static const struct key top_keys[] = {
     {"register", K_SECTION, 0, 0, 0, register_keys, "in-band registration (XEP-0077)"},
     {"search", K_SECTION, 0, 0, 0, search_keys, "user directory search (XEP-0055)"},
     {"mam", K_SECTION, 0, 0, 0, mam_keys, "message archive (XEP-0313)"},
+    {"pubsub", K_SECTION, 0, 0, 0, pubsub_keys, "publish-subscribe, PEP (XEP-0060, XEP-0163)"},
+    {"muc", K_SECTION, 0, 0, 0, muc_keys, "multi-user chat (XEP-0045)"},
     {"privacy", K_SECTION, 0, 0, 0, privacy_keys, "privacy lists and blocking (XEP-0016, XEP-0191)"},
     {"csi", K_SECTION, 0, 0, 0, csi_keys, "client state indication (XEP-0352)"},
+    {"caps", K_SECTION, 0, 0, 0, caps_keys, "client entity capabilities (XEP-0115)"},
+    {"push", K_SECTION, 0, 0, 0, push_keys, "push notifications (XEP-0357)"},
     {"acl", K_SECTION, 0, 0, 0, acl_keys,
      "site policies; a list holds all, local, admins, domains and bare JIDs"},
     {"modules", K_MODULES, F(modules), 0, 0, NULL,
@@ -382,7 +432,7 @@ static const char *const mux_policy_names[] = {"ordered", "sticky"};
 static const char *const default_modules[] = {"ping", "disco",   "version", "time",
                                               "last", "vcard",   "private", "search",
                                               "amp",  "privacy", "blocking", "mam",
-                                              "carbons"};
+                                              "carbons", "caps", "push", "pubsub", "muc"};
 
 #define FIELD(cfg, off, type) ((type *)(void *)((char *)(cfg) + (off)))
 
@@ -451,6 +501,8 @@ mp_config_free(mp_config *cfg)
     free(cfg->http_public_url);
     free(cfg->http_web_root);
     free(cfg->http_websocket_see_other_uri);
+    free(cfg->muc_label);
+    free(cfg->pubsub_label);
     for (size_t i = 0; i < NACL_LISTS; i++) {
         mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);
         free_list(l->v, l->n);
@@ -524,6 +576,10 @@ mp_config_defaults(mp_config *cfg)
     cfg->conflict_policy = MP_CONFLICT_REPLACE;
     cfg->max_sessions_per_user = 10;
     cfg->offline_max_messages = 100;
+    cfg->caps_cache_size = 4096;
+    cfg->push_body_opt_in = 1;
+    cfg->push_min_interval_ms = 2000;
+    cfg->push_max_registrations = 10;
     cfg->sm_enabled = 1;
     cfg->sm_resume_timeout = 300;
     cfg->sm_max_queue = 5000;
@@ -589,6 +645,18 @@ mp_config_defaults(mp_config *cfg)
     cfg->mam_default = 0; /* always */
     cfg->mam_max_page_size = 100;
     cfg->mam_batch_ms = 5;
+    cfg->muc_max_rooms = 10000;
+    cfg->muc_max_occupants = 5000;
+    cfg->muc_default_history = 20;
+    cfg->muc_max_history = 200;
+    cfg->muc_max_nick_len = 64;
+    if ((cfg->muc_label = strdup("conference")) == NULL)
+        goto fail;
+    cfg->pubsub_max_nodes = 1000;
+    cfg->pubsub_max_items = 1000;
+    cfg->pubsub_max_payload = 256 * 1024;
+    if ((cfg->pubsub_label = strdup("pubsub")) == NULL)
+        goto fail;
     cfg->acl_see_presence = MP_SEE_ALL;
     for (size_t i = 0; i < NACL_LISTS; i++) {
         mp_strlist *l = FIELD(cfg, acl_lists[i].off, mp_strlist);

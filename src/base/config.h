@@ -174,6 +174,29 @@ typedef struct mp_config {
     int mam_max_page_size;  /* mam.max_page_size: results per query page, default 100 */
     int mam_batch_ms;       /* mam.batch_ms: appends grouped per commit, 0 = none; default 5 */
 
+    /* muc: multi-user chat (XEP-0045) */
+    char *muc_label;         /* muc.label: service <label>.<host>, default "conference" */
+    int muc_max_rooms;       /* muc.max_rooms: rooms held at once, 0 = no limit; default 10000 */
+    int muc_max_occupants;   /* muc.max_occupants: per room, default 5000 */
+    int muc_default_history; /* muc.default_history: history length of new rooms, default 20 */
+    int muc_max_history;     /* muc.max_history: highest configurable history length, 200 */
+    int muc_max_nick_len;    /* muc.max_nick_len: bytes, default 64 */
+
+    /* caps: client entity capabilities (XEP-0115), module caps */
+    int caps_cache_size; /* caps.cache_size: verified vers kept, least recently used go; 4096 */
+
+    /* push: push notifications (XEP-0357), module push */
+    int push_include_body;   /* push.include_body: bodies to every app server; default false */
+    int push_body_opt_in;    /* push.body_opt_in: a registration may ask for bodies; default 1 */
+    int push_min_interval_ms; /* push.min_interval_ms: per registration, bursts coalesced; 2000 */
+    int push_max_registrations; /* push.max_registrations: per account, default 10 */
+
+    /* pubsub: publish-subscribe (XEP-0060) at <label>.<host> and PEP (XEP-0163), module pubsub */
+    char *pubsub_label;        /* pubsub.label: service <label>.<host>, default "pubsub" */
+    int pubsub_max_nodes;      /* pubsub.max_nodes_per_user: nodes an account owns, default 1000 */
+    int pubsub_max_items;      /* pubsub.max_items: highest max_items of a node, default 1000 */
+    size_t pubsub_max_payload; /* pubsub.max_payload_size: bytes of one item, default 256 KiB */
+
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */
     char **modules;

@@ -122,8 +122,24 @@ account_info(mp_iq *iq, void *ud)
         mp_xnode_set_attr(iq->arena, id, "type", "registered") < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_xnode_append(q, id);
+    const char *const *pairs;
+    size_t npairs;
+    mp_core_account_identities(iq->core, &pairs, &npairs);
+    for (size_t i = 0; i < npairs; i++) { /* pubsub/pep (XEP-0163 §6) */
+        mp_xnode *more = mp_xnode_new(iq->arena, NS_INFO, "identity");
+        if (!more || mp_xnode_set_attr(iq->arena, more, "category", pairs[2 * i]) < 0 ||
+            mp_xnode_set_attr(iq->arena, more, "type", pairs[2 * i + 1]) < 0)
+            return mp_iq_error(iq, "wait", "internal-server-error");
+        mp_xnode_append(q, more);
+    }
     if (add_feature(iq, q, NS_INFO) < 0 || add_feature(iq, q, NS_ITEMS) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
+    const char *const *vars;
+    size_t nvars;
+    mp_core_account_features(iq->core, &vars, &nvars);
+    for (size_t i = 0; i < nvars; i++)
+        if (add_feature(iq, q, vars[i]) < 0)
+            return mp_iq_error(iq, "wait", "internal-server-error");
     /* XEP-0313 §7.1: the archive and its stanza ids are the account's */
     if (mp_archive_enabled(iq->core) &&
         (add_feature(iq, q, MP_NS_MAM) < 0 || add_feature(iq, q, MP_NS_SID) < 0))

@@ -2,6 +2,7 @@
  * namespace (kind "private", key = the fragment's namespace). XEP-0048 bookmarks
  * (storage:bookmarks) are the main user. Nobody but the account reads or writes them. */
 #include "magpie/module.h"
+#include "modules/pubsub/bookmarks.h"
 #include "router/core.h"
 #include "storage/store.h"
 #include "base/err.h"
@@ -109,6 +110,10 @@ private_set(mp_iq *iq, void *ud)
         mp_warn("private storage of %s@%s: not stored: %s", node, domain, mp_strerror(rc));
         return mp_iq_error(iq, "wait", "internal-server-error");
     }
+    /* XEP-0411: PEP bookmarks (XEP-0402) follow the legacy document */
+    for (const mp_xnode *c = first; c; c = c->next)
+        if (strcmp(c->ns, "storage:bookmarks") == 0 && strcmp(c->name, "storage") == 0)
+            mp_pubsub_bookmarks_from_private(iq->core, domain, node, c);
     return mp_iq_result(iq, NULL);
 }
 

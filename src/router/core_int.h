@@ -101,6 +101,10 @@ struct mp_core {
     size_t nmodules;
     const char **features;
     size_t nfeatures;
+    const char **account_features; /* of every bare JID's disco#info */
+    size_t naccount_features;
+    const char **account_identities; /* category, type pairs */
+    size_t naccount_identities;
     char caps_ver[32]; /* XEP-0115 ver of the server's disco#info (caps.c), "" if none */
     mp_xml_parser *parser;
     mp_arena arena; /* per stanza, reset after each */

@@ -92,6 +92,46 @@ mp_module_feature(mp_module *m, const char *var)
     return 0;
 }
 
+static int
+push_str(const char ***v, size_t *n, const char *a, const char *b)
+{
+    size_t add = b ? 2 : 1;
+    const char **nv = realloc(*v, (*n + add) * sizeof *nv);
+    if (!nv)
+        return MP_ENOMEM;
+    nv[(*n)++] = a;
+    if (b)
+        nv[(*n)++] = b;
+    *v = nv;
+    return 0;
+}
+
+int
+mp_module_account_feature(mp_module *m, const char *var)
+{
+    return push_str(&m->core->account_features, &m->core->naccount_features, var, NULL);
+}
+
+int
+mp_module_account_identity(mp_module *m, const char *category, const char *type)
+{
+    return push_str(&m->core->account_identities, &m->core->naccount_identities, category, type);
+}
+
+void
+mp_core_account_features(mp_core *core, const char *const **vars, size_t *n)
+{
+    *vars = core->account_features;
+    *n = core->naccount_features;
+}
+
+void
+mp_core_account_identities(mp_core *core, const char *const **pairs, size_t *n)
+{
+    *pairs = core->account_identities;
+    *n = core->naccount_identities / 2;
+}
+
 const char *
 mp_module_name(const mp_module *m)
 {
@@ -338,4 +378,10 @@ mp_modules_unload(mp_core *core)
     free(core->features);
     core->features = NULL;
     core->nfeatures = 0;
+    free(core->account_features);
+    core->account_features = NULL;
+    core->naccount_features = 0;
+    free(core->account_identities);
+    core->account_identities = NULL;
+    core->naccount_identities = 0;
 }

@@ -41,6 +41,9 @@ typedef int (*mp_store_roster_cb)(const mp_roster_item *item, void *ud);
 typedef int (*mp_store_offline_cb)(const char *stanza, size_t len, int64_t stamp, void *ud);
 
 typedef int (*mp_store_user_cb)(const char *node, void *ud);
+/* A stored document (blob_list): its node, key and bytes, valid during the call. */
+typedef int (*mp_store_blob_cb)(const char *node, const char *key, const char *data, size_t len,
+                                void *ud);
 
 /* ---- Message archive (XEP-0313). An archive belongs to an owner (domain, node): an account,
  * or a MUC room (node "room", domain "conference.example.org"). ---- */
@@ -118,6 +121,46 @@ typedef struct mp_archive_prefs {
 /* Called once with the stored preferences, valid during the call only; its value is returned. */
 typedef int (*mp_archive_prefs_cb)(const mp_archive_prefs *prefs, void *ud);
 
+/* ---- Publish-subscribe (XEP-0060 nodes, XEP-0163 PEP nodes). A service is named by its JID:
+ * "pubsub.example.org", or an account's bare JID for the account's PEP nodes. ---- */
+
+/* Affiliations (XEP-0060 §4.1), ordered so that more rights compare greater, outcast first. */
+enum mp_ps_affiliation {
+    MP_PS_AFF_OUTCAST = -1,
+    MP_PS_AFF_NONE = 0,
+    MP_PS_AFF_MEMBER = 1,
+    MP_PS_AFF_PUBLISH_ONLY = 2,
+    MP_PS_AFF_PUBLISHER = 3,
+    MP_PS_AFF_OWNER = 4,
+};
+/* Subscription states (§4.2). */
+enum mp_ps_sub_state { MP_PS_SUB_PENDING = 1, MP_PS_SUB_UNCONFIGURED = 2, MP_PS_SUB_SUBSCRIBED = 3 };
+
+/* Rows as handed to callbacks, valid during the call only. */
+typedef struct mp_ps_item {
+    const char *node;
+    const char *id;
+    const char *publisher; /* full JID of the publisher; "" when unknown */
+    const char *payload;   /* serialized XML of the item's payload; may be empty */
+    size_t len;
+    int64_t stamp; /* unix seconds */
+} mp_ps_item;
+typedef struct mp_ps_sub {
+    const char *node, *jid, *subid;
+    int state;           /* enum mp_ps_sub_state */
+    const char *options; /* serialized subscribe options form; "" for the defaults */
+} mp_ps_sub;
+typedef struct mp_ps_aff {
+    const char *node, *jid;
+    int affiliation; /* enum mp_ps_affiliation, never NONE */
+} mp_ps_aff;
+
+/* Callbacks: nonzero stops; a negative value is passed back to the caller. */
+typedef int (*mp_ps_node_cb)(const char *node, const char *config, size_t len, void *ud);
+typedef int (*mp_ps_item_cb)(const mp_ps_item *it, void *ud);
+typedef int (*mp_ps_sub_cb)(const mp_ps_sub *sub, void *ud);
+typedef int (*mp_ps_aff_cb)(const mp_ps_aff *aff, void *ud);
+
 typedef struct mp_store_ops {
     const char *name;
     /* 0, MP_ENOTFOUND, or MP_EIO. */
@@ -125,8 +168,8 @@ typedef struct mp_store_ops {
     /* create: 1 = fail with MP_EEXIST if present, 0 = replace credentials (MP_ENOTFOUND if absent). */
     int (*user_put)(mp_store *st, const char *domain, const char *node, const mp_user_cred *cred,
                     int create);
-    /* 0 / MP_ENOTFOUND; also deletes the account's roster, offline queue, documents and message
-     * archive. */
+    /* 0 / MP_ENOTFOUND; also deletes the account's roster, offline queue, documents, message
+     * archive and PEP nodes. */
     int (*user_delete)(mp_store *st, const char *domain, const char *node);
     /* Calls cb for each account of domain in node order; stops early if cb returns nonzero. */
     int (*user_list)(mp_store *st, const char *domain, mp_store_user_cb cb, void *ud);
@@ -158,6 +201,10 @@ typedef struct mp_store_ops {
                     const char *key, struct mp_buf *out);
     int (*blob_put)(mp_store *st, const char *domain, const char *node, const char *kind,
                     const char *key, const char *data, size_t len);
+    /* Every document of kind in domain (persistent MUC rooms: kind "muc-room"), in node and key
+     * order. A negative cb value stops and is returned, a positive one just stops. */
+    int (*blob_list)(mp_store *st, const char *domain, const char *kind, mp_store_blob_cb cb,
+                     void *ud);
     /* ---- message archive; owner = (domain, node) ---- */
     /* Store in->stanza (in->id ignored) and write its new archive id, NUL-terminated, to id_out
      * (id_cap >= MP_ARCHIVE_ID_SIZE). With max_items > 0 and the owner holding that many already,
@@ -192,6 +239,41 @@ typedef struct mp_store_ops {
      * other processes wait to write meanwhile. MP_EINVAL when one is already open / none is. */
     int (*batch_begin)(mp_store *st);
     int (*batch_end)(mp_store *st, int commit);
+    /* ---- publish-subscribe; service = a pubsub service JID or an account's bare JID ---- */
+    /* node NULL: every node of the service in name order; else that node, or MP_ENOTFOUND.
+     * config is the node's configuration as the module serialized it. */
+    int (*ps_node_get)(mp_store *st, const char *service, const char *node, mp_ps_node_cb cb,
+                       void *ud);
+    /* create: MP_EEXIST when the node exists; else replace its configuration (MP_ENOTFOUND). */
+    int (*ps_node_put)(mp_store *st, const char *service, const char *node, const char *config,
+                       size_t len, int create);
+    /* The node with its items, subscriptions and affiliations (MP_ENOTFOUND); node NULL: every
+     * node of the service and every subscription and affiliation held in it (0 always). */
+    int (*ps_node_delete)(mp_store *st, const char *service, const char *node);
+    /* Insert, or replace the item with it->id, which becomes the newest. With max_items > 0 the
+     * oldest beyond max_items go in the same transaction. */
+    int (*ps_item_put)(mp_store *st, const char *service, const char *node, const mp_ps_item *it,
+                       int64_t max_items);
+    /* id set: that item (0, cb called once) or MP_ENOTFOUND; else the items newest first, at
+     * most max of them (0: all). */
+    int (*ps_item_get)(mp_store *st, const char *service, const char *node, const char *id,
+                       int64_t max, mp_ps_item_cb cb, void *ud);
+    /* id set: that item, 0 or MP_ENOTFOUND; id NULL: every item of the node (purge). */
+    int (*ps_item_delete)(mp_store *st, const char *service, const char *node, const char *id);
+    /* Subscriptions in the service, filtered by node and by jid (NULL: any). */
+    int (*ps_sub_list)(mp_store *st, const char *service, const char *node, const char *jid,
+                       mp_ps_sub_cb cb, void *ud);
+    /* Insert or replace the subscription (sub->node, sub->jid, sub->subid). */
+    int (*ps_sub_put)(mp_store *st, const char *service, const mp_ps_sub *sub);
+    /* That subscription; subid NULL: every one of jid on node. 0 or MP_ENOTFOUND. */
+    int (*ps_sub_delete)(mp_store *st, const char *service, const char *node, const char *jid,
+                         const char *subid);
+    /* Affiliations in the service, filtered by node and by jid (NULL: any). */
+    int (*ps_aff_list)(mp_store *st, const char *service, const char *node, const char *jid,
+                       mp_ps_aff_cb cb, void *ud);
+    /* Set jid's affiliation with node; MP_PS_AFF_NONE removes it. */
+    int (*ps_aff_put)(mp_store *st, const char *service, const char *node, const char *jid,
+                      int affiliation);
     void (*close)(mp_store *st);
 } mp_store_ops;
 

@@ -141,7 +141,7 @@ test_defaults(void **state)
     static const char *const want[] = {"ping", "disco",   "version",  "time",
                                        "last", "vcard",   "private",  "search",
                                        "amp",  "privacy", "blocking", "mam",
-                                       "carbons"};
+                                       "carbons", "caps",  "push", "pubsub", "muc"};
     assert_int_equal(c.nmodules, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.nmodules; i++)
         assert_string_equal(c.modules[i], want[i]);

@@ -135,8 +135,7 @@ typedef struct muc_service {
     mp_buf out2;
     const char *label;  /* "conference" */
     mp_buf out3;        /* room.c: self-presence, history with <delay/> */
-    int gc_pending;     /* room.c: empty temporary rooms to forget on the next turn */
-    void *gc_timer;     /* room.c: uv_timer_t, malloc'ed, closed at unload */
+    int gc_pending;     /* room.c: empty temporary rooms to forget before the next stanza */
 } muc_service;
 
 /* ---- muc.c ---- */
@@ -157,8 +156,8 @@ muc_occupant *muc_occupant_by_nick(muc_room *room, const char *nick);
 muc_occupant *muc_occupant_by_real(muc_room *room, const char *full);
 /* The occupant's role or affiliation changed (admin.c, config.c): tell everyone, with the
  * status codes given (0-terminated list, e.g. (const int[]){307, 0} for a kick; NULL: none);
- * role NONE removes the occupant (o is freed then; an emptied temporary room is forgotten on
- * the next loop turn, never during the call). actor_nick and reason may be NULL. */
+ * role NONE removes the occupant (o is freed then; an emptied temporary room is forgotten
+ * before the service's next stanza, never during the call). actor_nick and reason may be NULL. */
 void muc_occupant_changed(muc_service *svc, muc_room *room, muc_occupant *o, const int *codes,
                           const char *actor_nick, const char *reason);
 /* Broadcast a room's configuration change status codes (104, 170-174) in a message
@@ -176,10 +175,8 @@ void muc_room_evict_all(muc_service *svc, muc_room *room, const char *alt_jid,
 /* An IQ get/set a component handler got for room@service/nick: forwarded to that occupant
  * (from the sender's occupant JID), its answer routed back. Always answers: returns 0. */
 int muc_room_iq_forward(muc_service *svc, mp_iq *iq);
-/* Set up / tear down room.c's state in svc (the timer forgetting empty temporary rooms). */
-int muc_rooms_init(muc_service *svc);
-void muc_rooms_stop(muc_service *svc);
-/* Forget every empty room that is temporary (or still locked) now. */
+/* Forget every empty room that is temporary (or still locked) now, when an occupant was
+ * removed by muc_occupant_changed since the last call (muc.c calls it before each stanza). */
 void muc_rooms_gc(muc_service *svc);
 
 /* ---- history.c ---- */

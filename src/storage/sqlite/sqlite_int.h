@@ -12,6 +12,7 @@ typedef struct sqlite_store {
     mp_store base; /* first: mp_store * and sqlite_store * convert both ways */
     sqlite3 *db;
     struct mp_sq_archive *arch; /* sqlite_archive.c's statements */
+    struct mp_sq_pubsub *ps;    /* sqlite_pubsub.c's statements */
     sqlite3_stmt *q[];          /* sqlite_store.c's statements, by its Q_* index */
 } sqlite_store;
 
@@ -55,5 +56,32 @@ int mp_sq_archive_prefs_get(mp_store *st, const char *domain, const char *node,
                             mp_archive_prefs_cb cb, void *ud);
 int mp_sq_archive_prefs_put(mp_store *st, const char *domain, const char *node,
                             const mp_archive_prefs *prefs);
+
+/* ---- sqlite_pubsub.c ---- */
+
+/* Creates the pubsub tables when missing (inside a transaction) and prepares its statements. */
+int mp_sq_pubsub_open(sqlite_store *s);
+void mp_sq_pubsub_close(sqlite_store *s);
+/* Drop the PEP nodes of an account, inside the caller's transaction. */
+int mp_sq_pubsub_drop(sqlite_store *s, const char *domain, const char *node);
+int mp_sq_ps_node_get(mp_store *st, const char *service, const char *node, mp_ps_node_cb cb,
+                      void *ud);
+int mp_sq_ps_node_put(mp_store *st, const char *service, const char *node, const char *config,
+                      size_t len, int create);
+int mp_sq_ps_node_delete(mp_store *st, const char *service, const char *node);
+int mp_sq_ps_item_put(mp_store *st, const char *service, const char *node, const mp_ps_item *it,
+                      int64_t max_items);
+int mp_sq_ps_item_get(mp_store *st, const char *service, const char *node, const char *id,
+                      int64_t max, mp_ps_item_cb cb, void *ud);
+int mp_sq_ps_item_delete(mp_store *st, const char *service, const char *node, const char *id);
+int mp_sq_ps_sub_list(mp_store *st, const char *service, const char *node, const char *jid,
+                      mp_ps_sub_cb cb, void *ud);
+int mp_sq_ps_sub_put(mp_store *st, const char *service, const mp_ps_sub *sub);
+int mp_sq_ps_sub_delete(mp_store *st, const char *service, const char *node, const char *jid,
+                        const char *subid);
+int mp_sq_ps_aff_list(mp_store *st, const char *service, const char *node, const char *jid,
+                      mp_ps_aff_cb cb, void *ud);
+int mp_sq_ps_aff_put(mp_store *st, const char *service, const char *node, const char *jid,
+                     int affiliation);
 
 #endif

@@ -47,6 +47,7 @@ enum {
     Q_BLOB_GET,
     Q_BLOB_PUT,
     Q_BLOB_DELETE,
+    Q_BLOB_LIST,
     Q_COUNT
 };
 
@@ -92,6 +93,8 @@ static const char *const query_sql[Q_COUNT] = {
                    " VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_BLOB_DELETE] = "DELETE FROM blobs WHERE domain = ?1 AND node = ?2 AND kind = ?3"
                       " AND key = ?4",
+    [Q_BLOB_LIST] = "SELECT node, key, data FROM blobs WHERE domain = ?1 AND kind = ?2"
+                    " ORDER BY node, key",
 };
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -408,6 +411,8 @@ sq_user_delete(mp_store *st, const char *domain, const char *node)
     }
     if (rc == 0)
         rc = mp_sq_archive_drop(s, domain, node);
+    if (rc == 0)
+        rc = mp_sq_pubsub_drop(s, domain, node);
     rc = mp_sq_tx_end(s, outer, rc);
     return rc < 0 ? rc : found ? 0 : MP_ENOTFOUND;
 }
@@ -856,6 +861,38 @@ sq_blob_put(mp_store *st, const char *domain, const char *node, const char *kind
 }
 
 static int
+sq_blob_list(mp_store *st, const char *domain, const char *kind, mp_store_blob_cb cb, void *ud)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    sqlite3_stmt *q = s->q[Q_BLOB_LIST];
+    int rc = 0, step;
+
+    if (sqlite3_bind_text(q, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = mp_sq_fail(s, "blob_list bind");
+        goto out;
+    }
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(q, 0);
+        const char *key = (const char *)sqlite3_column_text(q, 1);
+        const char *data = sqlite3_column_blob(q, 2);
+        int len = sqlite3_column_bytes(q, 2);
+        if (!node || !key || !data || len <= 0)
+            continue;
+        int r = cb(node, key, data, (size_t)len, ud);
+        if (r != 0) {
+            rc = r < 0 ? r : 0;
+            goto out;
+        }
+    }
+    if (step != SQLITE_DONE)
+        rc = mp_sq_fail(s, "blob_list");
+out:
+    mp_sq_done(q);
+    return rc;
+}
+
+static int
 sq_batch_begin(mp_store *st)
 {
     sqlite_store *s = (sqlite_store *)st;
@@ -886,6 +923,7 @@ sq_close(mp_store *st)
     if (!s)
         return;
     mp_sq_archive_close(s);
+    mp_sq_pubsub_close(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -908,6 +946,7 @@ static const mp_store_ops sqlite_ops = {
     .offline_count = sq_offline_count,
     .blob_get = sq_blob_get,
     .blob_put = sq_blob_put,
+    .blob_list = sq_blob_list,
     .archive_append = mp_sq_archive_append,
     .archive_query = mp_sq_archive_query,
     .archive_get_by_id = mp_sq_archive_get_by_id,
@@ -915,6 +954,17 @@ static const mp_store_ops sqlite_ops = {
     .archive_purge_before = mp_sq_archive_purge_before,
     .archive_prefs_get = mp_sq_archive_prefs_get,
     .archive_prefs_put = mp_sq_archive_prefs_put,
+    .ps_node_get = mp_sq_ps_node_get,
+    .ps_node_put = mp_sq_ps_node_put,
+    .ps_node_delete = mp_sq_ps_node_delete,
+    .ps_item_put = mp_sq_ps_item_put,
+    .ps_item_get = mp_sq_ps_item_get,
+    .ps_item_delete = mp_sq_ps_item_delete,
+    .ps_sub_list = mp_sq_ps_sub_list,
+    .ps_sub_put = mp_sq_ps_sub_put,
+    .ps_sub_delete = mp_sq_ps_sub_delete,
+    .ps_aff_list = mp_sq_ps_aff_list,
+    .ps_aff_put = mp_sq_ps_aff_put,
     .batch_begin = sq_batch_begin,
     .batch_end = sq_batch_end,
     .close = sq_close,
@@ -983,7 +1033,7 @@ mp_store_sqlite_open(const char *path, mp_store **out)
     for (int i = 0; i < Q_COUNT; i++)
         if ((rc = mp_sq_prepare(s, query_sql[i], &s->q[i])) < 0)
             goto fail;
-    if ((rc = mp_sq_archive_open(s)) < 0)
+    if ((rc = mp_sq_archive_open(s)) < 0 || (rc = mp_sq_pubsub_open(s)) < 0)
         goto fail;
     *out = &s->base;
     return 0;
