@@ -327,6 +327,12 @@ static const struct key muc_keys[] = {
      "highest history length a room may be configured with"},
     {"max_nick_len", K_INT, F(muc_max_nick_len), 1, 1023, NULL,
      "longest room nickname, in bytes"},
+    {"max_text_len", K_INT, F(muc_max_text_len), 16, 65536, NULL,
+     "longest room subject, name, description or password, in bytes"},
+    {"max_presence_len", K_INT, F(muc_max_presence_len), 256, 262144, NULL,
+     "largest presence (show, status, ...) a room keeps for an occupant, in bytes"},
+    {"default_logging", K_BOOL, F(muc_default_logging), 0, 0, NULL,
+     "new rooms archive what is said (XEP-0313), so members catch up after being away"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -339,6 +345,10 @@ static const struct key pubsub_keys[] = {
      "highest max_items of a node (what \"max\" means); items kept per node"},
     {"max_payload_size", K_SIZE, F(pubsub_max_payload), 256, SIZE_MAX_CFG, NULL,
      "largest item payload, in bytes"},
+    {"max_subscriptions", K_INT, F(pubsub_max_subs), 1, 100000, NULL,
+     "subscriptions one account (its bare and full JIDs) may hold to one node"},
+    {"max_id_length", K_INT, F(pubsub_max_id_len), 16, 65536, NULL,
+     "longest node name or item id, in bytes"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -650,11 +660,16 @@ mp_config_defaults(mp_config *cfg)
     cfg->muc_default_history = 20;
     cfg->muc_max_history = 200;
     cfg->muc_max_nick_len = 64;
+    cfg->muc_max_text_len = 1024;
+    cfg->muc_max_presence_len = 8192;
+    cfg->muc_default_logging = 1;
     if ((cfg->muc_label = strdup("conference")) == NULL)
         goto fail;
     cfg->pubsub_max_nodes = 1000;
     cfg->pubsub_max_items = 1000;
     cfg->pubsub_max_payload = 256 * 1024;
+    cfg->pubsub_max_subs = 16;
+    cfg->pubsub_max_id_len = 1024;
     if ((cfg->pubsub_label = strdup("pubsub")) == NULL)
         goto fail;
     cfg->acl_see_presence = MP_SEE_ALL;

@@ -181,6 +181,9 @@ typedef struct mp_config {
     int muc_default_history; /* muc.default_history: history length of new rooms, default 20 */
     int muc_max_history;     /* muc.max_history: highest configurable history length, 200 */
     int muc_max_nick_len;    /* muc.max_nick_len: bytes, default 64 */
+    int muc_max_text_len;    /* muc.max_text_len: subject, name, description, password; 1024 */
+    int muc_max_presence_len; /* muc.max_presence_len: presence kept per occupant, 8192 */
+    int muc_default_logging; /* muc.default_logging: new rooms archived, default true */
 
     /* caps: client entity capabilities (XEP-0115), module caps */
     int caps_cache_size; /* caps.cache_size: verified vers kept, least recently used go; 4096 */
@@ -196,6 +199,8 @@ typedef struct mp_config {
     int pubsub_max_nodes;      /* pubsub.max_nodes_per_user: nodes an account owns, default 1000 */
     int pubsub_max_items;      /* pubsub.max_items: highest max_items of a node, default 1000 */
     size_t pubsub_max_payload; /* pubsub.max_payload_size: bytes of one item, default 256 KiB */
+    int pubsub_max_subs;       /* pubsub.max_subscriptions: per account and node, default 16 */
+    int pubsub_max_id_len;     /* pubsub.max_id_length: node names, item ids; default 1024 */
 
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */

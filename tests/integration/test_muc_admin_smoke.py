@@ -66,7 +66,7 @@ def test_members_only_switch_and_logging_codes(make_server):
         b = await login(srv, "bob")
         c = await login(srv, "carol")
         room = room_jid("club-" + uuid.uuid4().hex[:6])
-        await create(a, room, "Alice")
+        await create(a, room, "Alice", logging=False)
         await join(b, room, "Bob")
         await join(c, room, "Carol")
         await admin_set(a, room, jid=jid("bob"), affiliation="member")

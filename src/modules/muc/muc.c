@@ -49,6 +49,7 @@ muc_config_defaults(const muc_service *svc, muc_config *c)
     c->allow_pm = 1;
     c->members_by_default = 1;
     c->whois = MUC_WHOIS_MODERATORS;
+    c->logging = cfg->muc_default_logging; /* what mobile members catch up from */
     c->history_length = cfg->muc_default_history < cfg->muc_max_history ? cfg->muc_default_history
                                                                         : cfg->muc_max_history;
 }
@@ -485,7 +486,11 @@ static int
 component(mp_stanza *st, void *ud)
 {
     muc_service *svc = ud;
-    muc_rooms_gc(svc);
+    /* Only a client's stanza starts with nothing held: one a service sent (conn 0) may come
+     * from inside a handler of ours delivering to a component JID (an invitation to a room,
+     * a push service named by a member), whose caller still holds a room gc could free. */
+    if (st->conn)
+        muc_rooms_gc(svc);
     switch (st->kind) {
     case MP_STANZA_PRESENCE:
         return st->to_node[0] ? muc_room_presence(svc, st) : 0;
