@@ -103,7 +103,8 @@ unescape(const char *s, size_t n, char *out, size_t cap)
         static const struct {
             const char *e;
             char c;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}};
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}};
         int done = 0;
         for (size_t k = 0; k < sizeof ents / sizeof ents[0] && !done; k++) {
             if (el == strlen(ents[k].e) && memcmp(s + i, ents[k].e, el) == 0) {
@@ -113,8 +114,8 @@ unescape(const char *s, size_t n, char *out, size_t cap)
             }
         }
         if (!done && el > 3 && s[i + 1] == '#') {
-            unsigned long v = s[i + 2] == 'x' ? strtoul(s + i + 3, NULL, 16)
-                                              : strtoul(s + i + 2, NULL, 10);
+            unsigned long v =
+                s[i + 2] == 'x' ? strtoul(s + i + 3, NULL, 16) : strtoul(s + i + 2, NULL, 10);
             unsigned char u[4];
             size_t un = 0;
             if (v < 0x80) {
@@ -241,8 +242,7 @@ mp_module_component(mp_module *m, const char *label, mp_component_fn fn, void *u
         return MP_EINVAL;
     for (size_t i = 0; i < sv->ncomponents; i++) {
         if (strcmp(sv->components[i].label, label) == 0) {
-            mp_err("module %s: '%s' is already served by another module", mp_module_name(m),
-                   label);
+            mp_err("module %s: '%s' is already served by another module", mp_module_name(m), label);
             return MP_EEXIST;
         }
     }
@@ -287,17 +287,15 @@ mp_module_component(mp_module *m, const char *label, mp_component_fn fn, void *u
 }
 
 static int
-component_key(char *buf, size_t cap, int type, const char *label, const char *ns,
-              const char *name)
+component_key(char *buf, size_t cap, int type, const char *label, const char *ns, const char *name)
 {
-    int n = snprintf(buf, cap, "%s|c:%s|%s|%s", type == MP_IQ_SET ? "set" : "get", label, ns,
-                     name);
+    int n = snprintf(buf, cap, "%s|c:%s|%s|%s", type == MP_IQ_SET ? "set" : "get", label, ns, name);
     return n < 0 || (size_t)n >= cap ? MP_ELIMIT : n;
 }
 
 int
-mp_module_component_iq(mp_module *m, const char *label, int type, const char *ns,
-                       const char *name, mp_iq_fn fn, void *ud)
+mp_module_component_iq(mp_module *m, const char *label, int type, const char *ns, const char *name,
+                       mp_iq_fn fn, void *ud)
 {
     char key[512];
     int len = component_key(key, sizeof key, type, label, ns, name);
@@ -350,8 +348,8 @@ mp_stanza_tree(mp_stanza *st)
 int
 mp_stanza_error(mp_stanza *st, const char *type, const char *condition, const char *text)
 {
-    if (strcmp(st->type, "error") == 0 || (st->kind == MP_STANZA_IQ && strcmp(st->type, "result")
-                                                                             == 0))
+    if (strcmp(st->type, "error") == 0 ||
+        (st->kind == MP_STANZA_IQ && strcmp(st->type, "result") == 0))
         return 0; /* never answer an error with an error */
     if (st->kind < MP_STANZA_MESSAGE || st->kind > MP_STANZA_IQ)
         return MP_EINVAL;
@@ -396,9 +394,18 @@ component_iq(mp_core *core, const mp_component *c, stanza_ext *x, mp_cstream *s)
     mp_iq_handler *ih = len > 0 ? mp_iq_handler_find(core, key, (size_t)len) : NULL;
     if (!ih || !s)
         return c->fn(st, c->ud); /* to a nick, or sent by a service: the component decides */
-    mp_iq iq = {.core = core, .module = ih->module, .type = type, .target = MP_TARGET_COMPONENT,
-                .from = st->from, .to = st->to, .to_attr = st->to, .id = st->id, .stanza = el,
-                .payload = payload, .arena = st->arena, .conn = st->conn};
+    mp_iq iq = {.core = core,
+                .module = ih->module,
+                .type = type,
+                .target = MP_TARGET_COMPONENT,
+                .from = st->from,
+                .to = st->to,
+                .to_attr = st->to,
+                .id = st->id,
+                .stanza = el,
+                .payload = payload,
+                .arena = st->arena,
+                .conn = st->conn};
     return ih->fn(&iq, ih->ud) == 0 ? 0 : MP_ENOTFOUND;
 }
 
@@ -426,10 +433,19 @@ mp_component_stanza(mp_core *core, const mp_component *c, mp_cstream *s, const c
         mp_arena_init(&own, 2048);
         arena = &own;
     }
-    stanza_ext x = {.pub = {.core = core, .kind = kind, .from = fromz, .to = toz,
-                            .to_node = to->node, .to_domain = to->domain,
-                            .to_resource = to->resource, .type = type, .id = id, .bytes = bytes,
-                            .len = len, .arena = arena, .conn = s ? s->conn : 0}};
+    stanza_ext x = {.pub = {.core = core,
+                            .kind = kind,
+                            .from = fromz,
+                            .to = toz,
+                            .to_node = to->node,
+                            .to_domain = to->domain,
+                            .to_resource = to->resource,
+                            .type = type,
+                            .id = id,
+                            .bytes = bytes,
+                            .len = len,
+                            .arena = arena,
+                            .conn = s ? s->conn : 0}};
     int rc;
     if (kind == MP_STANZA_IQ && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) &&
         mp_iq_pending_answer(core, from, from_len, id, strlen(id), bytes, len))
@@ -469,8 +485,9 @@ same_resource(const mp_cstream *r, const char *res, size_t len)
 static int
 privacy_kind(int kind)
 {
-    return kind == MP_STANZA_MESSAGE ? MP_PRIV_MESSAGE
-                                     : kind == MP_STANZA_PRESENCE ? MP_PRIV_PIN : MP_PRIV_IQ;
+    return kind == MP_STANZA_MESSAGE    ? MP_PRIV_MESSAGE
+           : kind == MP_STANZA_PRESENCE ? MP_PRIV_PIN
+                                        : MP_PRIV_IQ;
 }
 
 static int
@@ -503,8 +520,8 @@ store_offline(mp_core *core, const mp_jid *j, const char *to, size_t to_len, con
 }
 
 int
-mp_core_deliver(mp_core *core, const char *from, const char *to, size_t to_len,
-                const char *bytes, size_t len, int flags)
+mp_core_deliver(mp_core *core, const char *from, const char *to, size_t to_len, const char *bytes,
+                size_t len, int flags)
 {
     mp_jid j;
     int kind = kind_of(bytes, len);

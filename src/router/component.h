@@ -31,8 +31,8 @@ void mp_component_route(struct mp_core *core, const mp_component *c, struct mp_c
 /* An IQ result or error addressed to the server, an account or a component: when its id is one
  * mp_core_send_iq is waiting for and it comes from the JID asked, the waiter gets it and 1 is
  * returned; otherwise 0. */
-int mp_iq_pending_answer(struct mp_core *core, const char *from, size_t from_len,
-                         const char *id, size_t id_len, const char *bytes, size_t len);
+int mp_iq_pending_answer(struct mp_core *core, const char *from, size_t from_len, const char *id,
+                         size_t id_len, const char *bytes, size_t len);
 
 /* Hooks (callers in presence.c, sm_session.c). */
 void mp_hooks_presence(struct mp_core *core, const char *full, const struct mp_xnode *presence,

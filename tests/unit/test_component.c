@@ -20,9 +20,9 @@ static void
 test_reads_start_tag_only(void **state)
 {
     char v[64];
-    assert_int_equal(attr("<message type='groupchat' id='a1'><body type='x'/></message>", "type",
-                          v, sizeof v),
-                     9);
+    assert_int_equal(
+        attr("<message type='groupchat' id='a1'><body type='x'/></message>", "type", v, sizeof v),
+        9);
     assert_string_equal(v, "groupchat");
     assert_int_equal(attr("<message id='a1'><body type='x'/></message>", "type", v, sizeof v), -1);
     assert_int_equal(attr("<iq id=\"q\" type=\"result\"/>", "type", v, sizeof v), 6);
