@@ -299,6 +299,8 @@ static const struct key mam_keys[] = {
 static const struct key caps_keys[] = {
     {"cache_size", K_INT, F(caps_cache_size), 1, 10000000, NULL,
      "client capability sets (XEP-0115 vers) kept in memory, least recently used dropped"},
+    {"max_queries_per_session", K_INT, F(caps_max_queries), 1, 1000, NULL,
+     "disco#info queries the server has in flight to one session at once"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -311,6 +313,8 @@ static const struct key push_keys[] = {
      "milliseconds between two pushes to one app server registration; bursts are coalesced"},
     {"max_registrations", K_INT, F(push_max_registrations), 1, 1000, NULL,
      "app server registrations one account may keep"},
+    {"max_registration_size", K_SIZE, F(push_max_reg_size), 256, 1048576, NULL,
+     "bytes of one registration: app server JID, node and publish-options form"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -349,6 +353,8 @@ static const struct key pubsub_keys[] = {
      "subscriptions one account (its bare and full JIDs) may hold to one node"},
     {"max_id_length", K_INT, F(pubsub_max_id_len), 16, 65536, NULL,
      "longest node name or item id, in bytes"},
+    {"max_node_entries", K_INT, F(pubsub_max_node_entries), 1, 10000000, NULL,
+     "affiliations, and subscriptions, a node's owners may set for other JIDs"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -587,9 +593,11 @@ mp_config_defaults(mp_config *cfg)
     cfg->max_sessions_per_user = 10;
     cfg->offline_max_messages = 100;
     cfg->caps_cache_size = 4096;
+    cfg->caps_max_queries = 4;
     cfg->push_body_opt_in = 1;
     cfg->push_min_interval_ms = 2000;
     cfg->push_max_registrations = 10;
+    cfg->push_max_reg_size = 4096;
     cfg->sm_enabled = 1;
     cfg->sm_resume_timeout = 300;
     cfg->sm_max_queue = 5000;
@@ -670,6 +678,7 @@ mp_config_defaults(mp_config *cfg)
     cfg->pubsub_max_payload = 256 * 1024;
     cfg->pubsub_max_subs = 16;
     cfg->pubsub_max_id_len = 1024;
+    cfg->pubsub_max_node_entries = 1000;
     if ((cfg->pubsub_label = strdup("pubsub")) == NULL)
         goto fail;
     cfg->acl_see_presence = MP_SEE_ALL;

@@ -187,12 +187,14 @@ typedef struct mp_config {
 
     /* caps: client entity capabilities (XEP-0115), module caps */
     int caps_cache_size; /* caps.cache_size: verified vers kept, least recently used go; 4096 */
+    int caps_max_queries; /* caps.max_queries_per_session: disco#info in flight to one, 4 */
 
     /* push: push notifications (XEP-0357), module push */
     int push_include_body;   /* push.include_body: bodies to every app server; default false */
     int push_body_opt_in;    /* push.body_opt_in: a registration may ask for bodies; default 1 */
     int push_min_interval_ms; /* push.min_interval_ms: per registration, bursts coalesced; 2000 */
     int push_max_registrations; /* push.max_registrations: per account, default 10 */
+    size_t push_max_reg_size;   /* push.max_registration_size: jid+node+form bytes, 4096 */
 
     /* pubsub: publish-subscribe (XEP-0060) at <label>.<host> and PEP (XEP-0163), module pubsub */
     char *pubsub_label;        /* pubsub.label: service <label>.<host>, default "pubsub" */
@@ -201,6 +203,7 @@ typedef struct mp_config {
     size_t pubsub_max_payload; /* pubsub.max_payload_size: bytes of one item, default 256 KiB */
     int pubsub_max_subs;       /* pubsub.max_subscriptions: per account and node, default 16 */
     int pubsub_max_id_len;     /* pubsub.max_id_length: node names, item ids; default 1024 */
+    int pubsub_max_node_entries; /* pubsub.max_node_entries: owner-set rows per node, 1000 */
 
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */

@@ -326,6 +326,7 @@ typedef struct csess {
     mp_caps_info *info; /* NULL: not known */
     char *key;          /* "hash ver", or "legacy node ver ext", of its last caps; NULL: none */
     uint64_t gen;       /* bumped when key changes, so stale answers are dropped */
+    unsigned asked;     /* queries to it in flight (caps.max_queries_per_session) */
     char full[];
 } csess;
 
@@ -522,12 +523,20 @@ domain_of(mp_arena *a, const char *full)
     return mp_arena_strndup(a, d, slash ? (size_t)(slash - d) : strlen(d));
 }
 
-/* disco#info (node may be NULL) to full; q the query it serves (NULL: legacy, for gen). */
+/* disco#info (node may be NULL) to session s; q the query it serves (NULL: legacy). */
 static int
-send_query(caps_state *st, const char *full, const char *node, cquery *q, uint64_t gen)
+send_query(caps_state *st, csess *s, const char *node, cquery *q)
 {
+    const char *full = s->full;
+    uint64_t gen = s->gen;
     if (st->inflight >= MAX_INFLIGHT) {
         mp_debug("caps: %u queries in flight, %s not asked", st->inflight, full);
+        return MP_ELIMIT;
+    }
+    /* a client cycling through made-up vers, never answering, would hold every slot above */
+    int per = mp_core_config(st->core)->caps_max_queries;
+    if (s->asked >= (unsigned)(per > 0 ? per : 1)) {
+        mp_debug("caps: %u queries to %s in flight, not asked again", s->asked, full);
         return MP_ELIMIT;
     }
     size_t fl = strlen(full) + 1;
@@ -556,6 +565,7 @@ send_query(caps_state *st, const char *full, const char *node, cquery *q, uint64
         return rc;
     }
     st->inflight++;
+    s->asked++;
     return 0;
 }
 
@@ -571,7 +581,7 @@ query_next(caps_state *st, cquery *q)
             break;
         csess *s = sess_find(st, q->waiters[0]);
         if (s && !s->info && s->key && strcmp(s->key, q->key) == 0 &&
-            send_query(st, s->full, q->node, q, s->gen) == 0)
+            send_query(st, s, q->node, q) == 0)
             return;
     }
     query_free(st, q);
@@ -632,6 +642,9 @@ on_answer(mp_core *core, const mp_xnode *answer, void *ud)
     qctx *c = ud;
     caps_state *st = c->st;
     st->inflight--;
+    csess *asked = st->closing ? NULL : sess_find(st, c->full);
+    if (asked && asked->asked > 0) /* a new session of the same JID may have started at 0 */
+        asked->asked--;
     if (st->closing) {
         if (st->inflight == 0)
             state_free(st);
@@ -716,7 +729,7 @@ learn_hashed(caps_state *st, csess *s, const char *hash, const char *node, const
     q = query_new(st, s->key, hash, node, ver);
     if (!q)
         return;
-    if (query_wait(q, s->full) < 0 || send_query(st, s->full, q->node, q, s->gen) < 0)
+    if (query_wait(q, s->full) < 0 || send_query(st, s, q->node, q) < 0)
         query_free(st, q);
 }
 
@@ -767,7 +780,7 @@ caps_presence(mp_core *core, const char *full, const mp_xnode *presence, int ini
     mp_caps_info_free(s->info);
     s->info = NULL;
     if (!hash)
-        send_query(st, s->full, NULL, NULL, s->gen); /* legacy: what it has now, for it only */
+        send_query(st, s, NULL, NULL); /* legacy: what it has now, for it only */
     else if (digest_of(hash))
         learn_hashed(st, s, hash, node, ver);
     else

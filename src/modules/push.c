@@ -58,6 +58,7 @@ typedef struct push_state {
     uint64_t timer_due; /* loop time the timer fires at, 0 when idle */
     unsigned inflight;
     int closing;
+    int timer_closing; /* uv_close of the timer not called back yet: the state must stay */
 } push_state;
 
 /* An answer's way back to its registration (which may be gone by then). */
@@ -294,6 +295,14 @@ acct_remove(pacct *a, const char *jid, const char *node)
 
 static void state_free(push_state *st);
 
+/* An unloaded module's state goes once no answer and no timer close can reach it. */
+static void
+state_release(push_state *st)
+{
+    if (st->closing && st->inflight == 0 && !st->timer_closing)
+        state_free(st);
+}
+
 static void
 pctx_free(pctx *c)
 {
@@ -310,9 +319,8 @@ on_push_answer(mp_core *core, const mp_xnode *answer, void *ud)
     push_state *st = c->st;
     st->inflight--;
     if (st->closing) {
-        if (st->inflight == 0)
-            state_free(st);
         pctx_free(c);
+        state_release(st);
         return;
     }
     const char *type = answer ? mp_xnode_attr(answer, "type") : NULL;
@@ -428,6 +436,7 @@ push_offline(mp_core *core, const char *bare, const char *from, const char *byte
     push_state *st = ud;
     mp_arena *ar = &st->arena;
     mp_xnode *msg = NULL;
+    char *body = NULL;
     if (mp_xml_parse(st->parser, ar, "jabber:client", bytes, len, &msg) < 0 ||
         strcmp(msg->name, "message") != 0)
         goto out;
@@ -438,6 +447,10 @@ push_offline(mp_core *core, const char *bare, const char *from, const char *byte
     const char *text = mp_push_message_text(msg, &encrypted);
     if (!text)
         goto out; /* chat states, receipts, markers: nothing to wake a phone for */
+    /* acct_get reads storage through st->arena and resets it, which frees the block the message
+     * was parsed into when it is a large one: the text must not live there past this point */
+    if (text[0] && !(body = strdup(text)))
+        goto out;
     pacct *a = acct_get(st, bare, 0);
     if (!a)
         goto out;
@@ -445,7 +458,7 @@ push_offline(mp_core *core, const char *bare, const char *from, const char *byte
     uint64_t interval = (uint64_t)mp_core_config(core)->push_min_interval_ms;
     for (preg *r = a->regs; r; r = r->next) {
         char *f = from && from[0] ? strdup(from) : NULL;
-        char *b = text[0] ? strdup(text) : NULL;
+        char *b = body ? strdup(body) : NULL;
         free(r->last_from);
         free(r->last_body);
         r->last_from = f;
@@ -459,6 +472,7 @@ push_offline(mp_core *core, const char *bare, const char *from, const char *byte
             arm(st, due);
     }
 out:
+    free(body);
     mp_arena_reset(ar);
 }
 
@@ -505,6 +519,12 @@ push_enable(mp_iq *iq, void *ud)
         return mp_iq_error(iq, "modify", "bad-request");
     if (rc < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
+    /* stored, and sent along with every notification: bounded */
+    if (strlen(e.jid) + strlen(e.node) + e.options.len >
+        mp_core_config(iq->core)->push_max_reg_size) {
+        mp_buf_free(&e.options);
+        return mp_iq_error(iq, "modify", "not-acceptable");
+    }
     size_t bl = strcspn(iq->from, "/");
     char *bare = mp_arena_strndup(iq->arena, iq->from, bl);
     pacct *a = bare ? acct_get(st, bare, 1) : NULL;
@@ -595,6 +615,14 @@ state_free(push_state *st)
 }
 
 static void
+on_timer_closed(uv_handle_t *h)
+{
+    push_state *st = h->data;
+    st->timer_closing = 0;
+    state_release(st);
+}
+
+static void
 push_unload(mp_module *m)
 {
     push_state *st = state_of(mp_module_core(m));
@@ -611,12 +639,15 @@ push_unload(mp_module *m)
     mp_htab_free(&st->accts);
     mp_xml_parser_free(st->parser);
     mp_arena_free(&st->arena);
-    /* magpied closed every handle and ran the loop before unloading: the timer is closed */
-    if (!uv_is_closing((uv_handle_t *)&st->timer))
-        uv_close((uv_handle_t *)&st->timer, NULL);
+    /* magpied closed every handle and ran the loop before unloading: the timer is closed. When
+     * not (a failed start), the loop still holds the handle, which lives in st, until its close
+     * callback */
+    if (!uv_is_closing((uv_handle_t *)&st->timer)) {
+        st->timer_closing = 1;
+        uv_close((uv_handle_t *)&st->timer, on_timer_closed);
+    }
     st->closing = 1;
-    if (st->inflight == 0)
-        state_free(st);
+    state_release(st);
 }
 
 static int

@@ -213,3 +213,35 @@ def test_slixmpp_clients_share_one_query(make_server):
         for c in clients:
             await slix_close(c)
     run(scenario())
+
+
+
+def test_queries_to_one_session_are_bounded(make_server):
+    """A client cycling through made-up vers, never answering, was asked about each (up to
+    4096 queries held for 20 s, for every session together); caps.max_queries_per_session
+    bounds what one session has in flight. Once it answers, it is asked again."""
+    srv = make_server(users=USERS, config={"modules": MODULES,
+                                           "caps": {"max_queries_per_session": 2}})
+    alice, bob = login(srv, "alice"), login(srv, "bob")
+    for i in range(5):
+        alice.send(caps_presence(ver_of(IDS, FEATS + [f"urn:made-up:{i}"])))
+    alice.send("<iq type='get' id='bounded' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    text = alice.read_until(r"<iq[^>]*id=['\"]bounded['\"]") + alice.nothing_for(1.5)
+    asked = [m.group(0) for m in re.finditer(QUERY_RE, text, re.S)]
+    assert len(asked) == 2, asked
+    # other sessions are not held up by alice's
+    bob.send(caps_presence(VER))
+    iq_id, node = next_query(bob)
+    answer(bob, iq_id, node)
+    barrier(bob)
+    # an answer frees a slot: the last ver, advertised again, is asked about now
+    first = re.search(r"id=['\"]([^'\"]+)['\"]", asked[0]).group(1)
+    first_node = re.search(r"node=['\"]([^'\"]+)['\"]", asked[0]).group(1)
+    answer(alice, first, first_node)
+    barrier(alice)
+    last = ver_of(IDS, FEATS + ["urn:made-up:4"])
+    alice.send(caps_presence(last))
+    iq_id, node = next_query(alice)
+    assert node == f"{NODE}#{last}"
+    alice.close()
+    bob.close()

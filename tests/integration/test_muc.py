@@ -564,3 +564,75 @@ def test_two_sessions_one_nick_and_rejoin_while_joined(make_server):
         await heard(phone, room, "welcome back")
         await close_all(a, c, phone, laptop)
     run(go())
+
+
+def test_allowpm_roles_are_enforced(make_server):
+    """§10.2 muc#roomconfig_allowpm: with "moderators" a participant's private message is
+    <not-allowed/> while a moderator's goes through; with "participants" a visitor is refused
+    and a participant may whisper again."""
+    srv = make_server(users=USERS)
+
+    async def go():
+        a = await login(srv, "alice")
+        b = await login(srv, "bob")
+        c = await login(srv, "carol")
+        room = room_jid("hush")
+        await create(a, room, "Alice", muc_roomconfig_allowpm="moderators")
+        await join(b, room, "Bob")
+        await join(c, room, "Carol")
+        pm(b, f"{room}/Carol", "bob whispers")
+        err = await b.msgs.take(is_error, "error for a participant's private message")
+        assert error_of(err) == ("cancel", "not-allowed"), err
+        await c.msgs.none(lambda st: body(st) == "bob whispers", "a refused whisper")
+        pm(a, f"{room}/Carol", "alice whispers")
+        await c.msgs.take(lambda st: body(st) == "alice whispers", "a moderator's whisper")
+
+        await configure(a, room, muc_roomconfig_allowpm="participants",
+                        muc_roomconfig_moderatedroom=True)
+        await a["xep_0045"].set_role(room, "Carol", "visitor")
+        await presence_of(c, room, "Carol", lambda st: item(st).get("role") == "visitor")
+        pm(c, f"{room}/Bob", "carol whispers")
+        err = await c.msgs.take(is_error, "error for a visitor's private message")
+        assert error_of(err) == ("cancel", "not-allowed"), err
+        pm(b, f"{room}/Carol", "bob whispers again")
+        await c.msgs.take(lambda st: body(st) == "bob whispers again", "a participant's whisper")
+        await close_all(a, b, c)
+    run(go())
+
+
+def test_subject_and_presence_are_bounded(make_server):
+    """muc.max_text_len and muc.max_presence_len: a subject longer than the limit is
+    <not-acceptable/> and the old one stays; a join whose presence is larger than the limit
+    is refused, and a larger presence update from an occupant is refused without reaching
+    the others."""
+    from muchelp import send_join, self_presence
+    srv = make_server(users=USERS)
+
+    async def go():
+        a = await login(srv, "alice")
+        b = await login(srv, "bob")
+        room = room_jid("bounded")
+        await create(a, room, "Alice")
+        a["xep_0045"].set_subject(room, "Short")
+        await a.msgs.take(lambda st: is_subject(st)
+                          and st.xml.findtext("{jabber:client}subject") == "Short", "subject")
+        a.send_raw(f"<message to='{room}' type='groupchat' id='long'><subject>{'x' * 2000}"
+                   "</subject></message>")
+        err = await a.msgs.take(is_error, "error for an over-long subject")
+        assert error_of(err) == ("modify", "not-acceptable"), err
+        big = f"<status>{'y' * 9000}</status>"
+        send_join(b, room, "Bob", extra=big)
+        p = await b.pres.take(self_presence(room), "answer to a join with a huge status")
+        assert error_of(p) == ("modify", "not-acceptable"), p
+        await a.pres.none(from_room(room), "presence of a refused joiner")
+        jd = await join(b, room, "Bob")
+        assert jd.subject.xml.findtext("{jabber:client}subject") == "Short", jd.subject
+        await settle(a)
+        a.pres.clear()
+        b.send_raw(f"<presence to='{room}/Bob'>{big}</presence>")
+        p = await b.pres.take(lambda st: from_room(room)(st) and st.xml.get("type") == "error",
+                              "error for a huge presence update")
+        assert error_of(p) == ("modify", "not-acceptable"), p
+        await a.pres.none(lambda st: frm(st) == f"{room}/Bob", "a refused presence update")
+        await close_all(a, b)
+    run(go())

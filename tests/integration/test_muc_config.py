@@ -341,3 +341,32 @@ def test_acl_create_rooms(make_server):
         await heard(c, room, "allowed to talk")
         await close_all(a, b, c)
     run(go())
+
+
+def test_room_made_temporary_from_outside_is_forgotten(make_server):
+    """§10.2: an owner who is not in a persistent, empty room and makes it temporary leaves
+    nobody whose leaving would end it: it goes at once (no longer listed, a join creates it
+    anew with 201). A room name longer than muc.max_text_len is <not-acceptable/>."""
+    from slixmpp.exceptions import IqError
+    from muchelp import SERVICE, disco_items
+    srv = make_server(users=USERS)
+
+    async def go():
+        a = await login(srv, "alice")
+        b = await login(srv, "bob")
+        room = room_jid("lasting")
+        await create(a, room, "Alice", muc_roomconfig_persistentroom=True)
+        try:
+            await configure(a, room, muc_roomconfig_roomname="n" * 2000)
+            raise AssertionError("an over-long room name was accepted")
+        except IqError as e:
+            assert e.iq["error"]["condition"] == "not-acceptable", e.iq
+        leave(a, room, "Alice")
+        await presence_of(a, room, "Alice", unavailable, "Alice leaving")
+        assert room in [i["jid"] for i in await disco_items(b, SERVICE)]
+        await configure(a, room, muc_roomconfig_persistentroom=False)
+        assert room not in [i["jid"] for i in await disco_items(b, SERVICE)]
+        j = await join(b, room, "Bob", subject=False)
+        assert 201 in j.codes, j.pres
+        await close_all(a, b)
+    run(go())

@@ -374,3 +374,84 @@ def test_persistence_across_restart(make_server):
         await slix_close(alice)
         await slix_close(bob)
     run(after())
+
+
+
+def test_subscriptions_per_account_and_node_are_bounded(make_server):
+    """Every resource named in <subscribe jid/>, and every subscribe with options, was one
+    more stored subscription, without end; pubsub.max_subscriptions bounds them per account
+    and node."""
+    srv = make_server(users={"alice": None, "bob": None},
+                      config={"pubsub": {"max_subscriptions": 3}})
+
+    def sub(c, who):
+        return iq_with(c, "set", f"<pubsub xmlns='{PS}'><subscribe node='news' jid='{who}'/>"
+                                 "</pubsub>", to=SVC).send(timeout=10)
+
+    async def go():
+        alice, bob = await login(srv, "alice", "bob")
+        await alice["xep_0060"].create_node(SVC, "news")
+        for i in range(3):
+            await sub(bob, jid("bob", f"r{i}"))
+        for who in (jid("bob", "r3"), jid("bob")):
+            # slixmpp does not know RFC 6120's <policy-violation/>: read the XML
+            from slixmpp.exceptions import IqError
+            with pytest.raises(IqError) as e:
+                await sub(bob, who)
+            err = e.value.iq.xml.find("{jabber:client}error")
+            assert err.get("type") == "wait"
+            assert err.find("{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+            assert err.find(f"{{{ERRORS}}}too-many-subscriptions") is not None
+        # one already held is answered as before; another account has its own count
+        await sub(bob, jid("bob", "r0"))
+        await sub(alice, jid("alice"))
+        await slix_close(alice)
+        await slix_close(bob)
+    run(go())
+
+
+def test_long_node_names_and_item_ids_are_refused(make_server):
+    srv = make_server(users={"alice": None}, config={"pubsub": {"max_id_length": 64}})
+
+    async def go():
+        (alice,) = await login(srv, "alice")
+        ps = alice["xep_0060"]
+        assert (await app_error(ps.create_node(SVC, "n" * 65)))[1] == "not-acceptable"
+        assert (await app_error(ps.publish(SVC, "n" * 65, payload=payload("x"))))[1] == \
+            "not-acceptable"
+        await ps.create_node(SVC, "n" * 64)
+        assert (await app_error(ps.publish(SVC, "n" * 64, id="i" * 65,
+                                           payload=payload("x"))))[1] == "not-acceptable"
+        await ps.publish(SVC, "n" * 64, id="i" * 64, payload=payload("x"))
+        await slix_close(alice)
+    run(go())
+
+
+def test_owner_set_entries_are_bounded(make_server):
+    """An owner could store affiliations and subscriptions for any number of made-up JIDs;
+    pubsub.max_node_entries bounds what an owner's change may add."""
+    srv = make_server(users={"alice": None}, config={"pubsub": {"max_node_entries": 3}})
+
+    def owner_set(c, what, attr, pairs):
+        rows = "".join(f"<{what[:-1]} jid='{j}' {attr}='{v}'/>" for j, v in pairs)
+        return iq_with(c, "set", f"<pubsub xmlns='{PS}#owner'><{what} node='n'>{rows}</{what}>"
+                                 "</pubsub>", to=SVC).send(timeout=10)
+
+    async def go():
+        (alice,) = await login(srv, "alice")
+        await alice["xep_0060"].create_node(SVC, "n")  # alice: one owner affiliation
+        await owner_set(alice, "affiliations", "affiliation",
+                        [("a@x.example", "member"), ("b@x.example", "publisher")])
+        assert (await app_error(owner_set(alice, "affiliations", "affiliation",
+                                          [("c@x.example", "member")])))[1] == \
+            "resource-constraint"
+        # changing and removing what is there still works; then there is room again
+        await owner_set(alice, "affiliations", "affiliation",
+                        [("a@x.example", "outcast"), ("b@x.example", "none")])
+        await owner_set(alice, "affiliations", "affiliation", [("c@x.example", "member")])
+        subs = [(f"s{i}@x.example", "subscribed") for i in range(4)]
+        assert (await app_error(owner_set(alice, "subscriptions", "subscription", subs)))[1] == \
+            "resource-constraint"
+        await owner_set(alice, "subscriptions", "subscription", subs[:3])
+        await slix_close(alice)
+    run(go())

@@ -348,3 +348,44 @@ def test_room_message_for_an_offline_member(make_server):
         b.close()
         await slix_close(app)
     run(scenario())
+
+
+def test_long_message_after_restart_pushes_its_body(make_server):
+    """Regression: after a restart the registrations are read from storage when the first
+    message comes; reading them reset the arena the message was parsed into, and a message too
+    large for one arena block was read after it was freed."""
+    srv = push_server(make_server, push={"include_body": True})
+    run(register(srv, enable_xml("n1")))
+    srv.stop()
+    srv.start()
+    body = "Romeo " * 1500
+
+    async def scenario():
+        app = await app_server(srv)
+        bob = await slix_login(srv, "bob", resource="desk")
+        say(bob, body)
+        p = await next_push(app)
+        assert p["summary"]["message-count"] == "1"
+        assert p["summary"]["last-message-body"] == body[:1024]
+        await slix_close(bob)
+        await slix_close(app)
+
+    run(scenario())
+
+
+def test_large_registrations_are_refused(make_server):
+    """A registration (its node and publish-options form) is stored and sent with every push:
+    push.max_registration_size bounds it."""
+    srv = push_server(make_server, push={"max_registration_size": 1024})
+
+    async def scenario():
+        alice = await slix_login(srv, "alice", resource="phone")
+        assert await refused(iq_with(alice, "set", enable_xml("n" * 1100))) \
+            == ("modify", "not-acceptable")
+        assert await refused(iq_with(alice, "set", enable_xml("n1", options={
+            "secret": "s" * 1100}))) == ("modify", "not-acceptable")
+        await iq_with(alice, "set", enable_xml("n1", options={"secret": "s" * 100})) \
+            .send(timeout=10)
+        await slix_close(alice)
+
+    run(scenario())

@@ -321,6 +321,11 @@ apply(muc_room *room, const mp_xnode *x, mp_arena *a, int *codes, size_t ncodes)
                 next.history_length = mc->muc_max_history;
             if (mc->muc_max_occupants > 0 && next.max_users > mc->muc_max_occupants)
                 next.max_users = mc->muc_max_occupants;
+            /* stored, listed in disco and sent with every invitation: bounded */
+            size_t max = (size_t)mc->muc_max_text_len;
+            if (strlen(next.name) > max || strlen(next.description) > max ||
+                strlen(next.password) > max)
+                return MP_EINVAL;
         }
         status_codes(&room->cfg, &next, codes, ncodes);
         if ((rc = commit(&room->cfg, &next)) < 0 || (rc = apply_lists(room, &admins, &owners, a)))
@@ -476,6 +481,10 @@ after_change(muc_service *svc, muc_room *room, mp_arena *a, const int *before, i
     muc_history_trim(room);
     if (!was_locked && codes[0])
         muc_room_status_message(svc, room, codes);
+    /* an owner outside the room made it temporary (or emptied it): nobody is left whose
+     * leaving would forget it, so it goes before the next stanza */
+    if (room->noccupants == 0 && !room->cfg.persistent)
+        svc->gc_pending = 1;
     return muc_store_save(svc, room);
 }
 

@@ -284,16 +284,20 @@ occupant_free(muc_room *room, muc_occupant *o)
     free(o);
 }
 
-/* Keep the presence a client sent (its children but the MUC ones) to show newcomers. */
+/* Keep the presence a client sent (its children but the MUC ones) to show newcomers. Each
+ * newcomer gets every occupant's, so its size is capped: MP_ELIMIT leaves o as it was. */
 static int
-keep_presence(muc_occupant *o, const mp_xnode *pres)
+keep_presence(muc_service *svc, muc_occupant *o, const mp_xnode *pres)
 {
+    size_t max = (size_t)mp_core_config(svc->core)->muc_max_presence_len;
     mp_buf b = {0};
     int rc = 0;
     for (const mp_xnode *c = pres ? pres->children : NULL; c && rc == 0; c = c->next)
         if (!(strcmp(c->name, "x") == 0 &&
               (strcmp(c->ns, MUC_NS) == 0 || strcmp(c->ns, MUC_NS_USER) == 0)))
             rc = mp_xnode_serialize(&b, c, NS_CLIENT);
+    if (rc == 0 && b.len > max)
+        rc = MP_ELIMIT;
     if (rc < 0) {
         mp_buf_free(&b);
         return rc;
@@ -564,11 +568,14 @@ join(muc_service *svc, mp_stanza *st, muc_room *room, const mp_xnode *pres)
         o->role = muc_role_for(room, affil);
     }
     muc_session *s = session_add(room, o, from);
-    if (!s || keep_presence(o, pres) < 0) {
+    int kept = s ? keep_presence(svc, o, pres) : MP_ENOMEM;
+    if (kept < 0) {
         if (s)
             session_remove(room, o, s);
         if (fresh)
             occupant_gone(svc, room, o, 1);
+        if (kept == MP_ELIMIT)
+            return mp_stanza_error(st, "modify", "not-acceptable", "Presence too large");
         return mp_stanza_error(st, "wait", "internal-server-error", NULL);
     }
     int codes[MAX_CODES], n = 0;
@@ -651,7 +658,7 @@ change_nick(muc_service *svc, mp_stanza *st, muc_room *room, muc_occupant *o, co
     o->sessions = NULL;
     o->presence = NULL;
     occupant_free(room, o);
-    keep_presence(n, pres);
+    keep_presence(svc, n, pres); /* too large: the presence kept so far stays */
     pres_args back = {.children = n->presence, .children_len = n->presence_len, .self_id = st->id};
     broadcast_presence(svc, room, n, &back, NULL);
     return 0;
@@ -687,7 +694,10 @@ muc_room_presence(muc_service *svc, mp_stanza *st)
     if (strcmp(o->nick, st->to_resource) != 0)
         return change_nick(svc, st, room, o, pres);
     /* §7.7: a new show or status goes to everyone */
-    if (keep_presence(o, pres) < 0)
+    int kept = keep_presence(svc, o, pres);
+    if (kept == MP_ELIMIT)
+        return mp_stanza_error(st, "modify", "not-acceptable", "Presence too large");
+    if (kept < 0)
         return mp_stanza_error(st, "wait", "internal-server-error", NULL);
     const mp_xnode *x = mp_xnode_child(pres, MUC_NS, "x");
     if (x) {
@@ -769,6 +779,9 @@ subject_change(muc_service *svc, mp_stanza *st, muc_room *room, muc_occupant *o,
 {
     if (!(o->role == MUC_MODERATOR || (room->cfg.change_subject && o->role >= MUC_PARTICIPANT)))
         return mp_stanza_error(st, "auth", "forbidden", NULL);
+    /* kept, stored and sent to every newcomer: bounded like the room's other texts */
+    if (subject->text_len > (size_t)mp_core_config(svc->core)->muc_max_text_len)
+        return mp_stanza_error(st, "modify", "not-acceptable", "Subject too long");
     char *text = strndup(subject->text, subject->text_len);
     char *by = strdup(o->occupant_jid);
     if (!text || !by || readdress(st->arena, msg, o->occupant_jid) < 0) {
@@ -848,6 +861,21 @@ groupchat(muc_service *svc, mp_stanza *st, muc_room *room)
     return 0;
 }
 
+/* muc#roomconfig_allowpm names the lowest role that may send private messages; moderators
+ * always may (they can see who talks to whom anyway). */
+static int
+pm_allowed(int allow_pm, int role)
+{
+    switch (allow_pm) {
+    case MUC_PM_ANYONE:
+        return 1;
+    case MUC_PM_PARTICIPANTS:
+        return role >= MUC_PARTICIPANT;
+    default:
+        return role == MUC_MODERATOR;
+    }
+}
+
 /* §7.5: to room/nick, from the sender's occupant JID, with <x xmlns='muc#user'/>. */
 static int
 private_message(muc_service *svc, mp_stanza *st, muc_room *room)
@@ -862,7 +890,7 @@ private_message(muc_service *svc, mp_stanza *st, muc_room *room)
     muc_occupant *to = muc_occupant_by_nick(room, st->to_resource);
     if (!to)
         return mp_stanza_error(st, "cancel", "item-not-found", NULL);
-    if (!room->cfg.allow_pm && o->role != MUC_MODERATOR)
+    if (!pm_allowed(room->cfg.allow_pm, o->role))
         return mp_stanza_error(st, "cancel", "not-allowed", NULL);
     mp_xnode *msg = mp_stanza_tree(st);
     if (!msg || readdress(st->arena, msg, o->occupant_jid) < 0)
@@ -1021,11 +1049,10 @@ forward(muc_service *svc, muc_room *room, const char *from, const char *nick, co
     return rc;
 }
 
-static const char *const fwd_errors[][2] = {
-    {"modify", "not-acceptable"},
-    {"cancel", "item-not-found"},
-    {"wait", "internal-server-error"},
-    {"modify", "bad-request"}};
+static const char *const fwd_errors[][2] = {{"modify", "not-acceptable"},
+                                            {"cancel", "item-not-found"},
+                                            {"wait", "internal-server-error"},
+                                            {"modify", "bad-request"}};
 
 int
 muc_room_iq_to_occupant(muc_service *svc, mp_stanza *st)

@@ -18,6 +18,8 @@
 #include <time.h>
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+/* RFC 7622 §3.1: three parts of at most 1023 bytes and their separators */
+#define MAX_JID_LEN 3071
 
 void
 ps_new_id(ps_module *pm, char *out, size_t cap)
@@ -451,6 +453,8 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
         return ps_error(cx, iq, "modify", "bad-request", "item-forbidden", NULL);
     char idbuf[32];
     const char *id = item ? mp_xnode_attr(item, "id") : NULL;
+    if (id && strlen(id) > cx->pm->max_id_len)
+        return mp_iq_error(iq, "modify", "not-acceptable");
     if (!id || !id[0]) {
         ps_new_id(cx->pm, idbuf, sizeof idbuf);
         id = idbuf;
@@ -833,7 +837,7 @@ do_subscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const mp_xnode *options)
         return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
     if (!jid || !jid[0])
         return ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
-    if (!jid_is_requester(cx, jid))
+    if (!jid_is_requester(cx, jid) || strlen(jid) > MAX_JID_LEN)
         return ps_error(cx, iq, "modify", "bad-request", "invalid-jid", NULL);
     ps_node n;
     if (load_or_answer(cx, iq, name, &n) < 0)
@@ -863,6 +867,13 @@ do_subscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const mp_xnode *options)
         subid = so.first.subid;
         state = so.first.state;
     } else {
+        /* every resource, and every subscribe with options, is one more row (and, under the
+         * authorize model, one more request to the owners): bounded per account and node */
+        sub_look sl = {cx->from_bare, 0, 0};
+        if ((rc = st->ops->ps_sub_list(st, cx->service, name, NULL, sub_of, &sl)) < 0)
+            return internal(cx, iq, rc, "subscriptions");
+        if (sl.count >= cx->pm->max_subs)
+            return ps_error(cx, iq, "wait", "policy-violation", "too-many-subscriptions", NULL);
         ps_new_id(cx->pm, idbuf, sizeof idbuf);
         subid = idbuf;
         state = v == PS_PENDING ? MP_PS_SUB_PENDING : MP_PS_SUB_SUBSCRIBED;
@@ -1065,6 +1076,43 @@ do_own_list(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, int affs)
     return mp_iq_result(iq, ps);
 }
 
+static int
+count_aff(const mp_ps_aff *a, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int
+count_sub(const mp_ps_sub *s, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Rows of the node an owner's set would add (JIDs that hold none yet), and the rows it holds,
+ * so that an owner cannot store entries for any number of made-up JIDs. */
+static int
+owner_set_rows(ps_ctx *cx, const ps_node *n, const mp_xnode *e, int affs, int *held, int *added)
+{
+    mp_store *st = mp_core_store(cx->pm->core);
+    *held = *added = 0;
+    int rc = affs ? st->ops->ps_aff_list(st, cx->service, n->name, NULL, count_aff, held)
+                  : st->ops->ps_sub_list(st, cx->service, n->name, NULL, count_sub, held);
+    for (const mp_xnode *c = e->children; c && rc >= 0; c = c->next) {
+        const char *jid = mp_xnode_attr(c, "jid");
+        const char *v = mp_xnode_attr(c, affs ? "affiliation" : "subscription");
+        if (strcmp(v, "none") == 0)
+            continue;
+        int k = 0;
+        rc = affs ? st->ops->ps_aff_list(st, cx->service, n->name, jid, count_aff, &k)
+                  : st->ops->ps_sub_list(st, cx->service, n->name, jid, count_sub, &k);
+        if (k == 0)
+            (*added)++;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 /* Owner: <subscriptions node/> and <affiliations node/>, get (§8.8.1, §8.9.1) and set. */
 static int
 do_owner_list(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, int affs, int set)
@@ -1079,13 +1127,18 @@ do_owner_list(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, int affs, int set)
         for (const mp_xnode *c = e->children; c; c = c->next) {
             const char *jid = mp_xnode_attr(c, "jid");
             const char *v = mp_xnode_attr(c, affs ? "affiliation" : "subscription");
-            if (!jid || !jid[0] || !v)
+            if (!jid || !jid[0] || !v || strlen(jid) > MAX_JID_LEN)
                 return mp_iq_error(iq, "modify", "bad-request");
             if (affs ? ps_affiliation_parse(v) < MP_PS_AFF_OUTCAST
                      : strcmp(v, "none") != 0 && strcmp(v, "subscribed") != 0 &&
                            strcmp(v, "pending") != 0 && strcmp(v, "unconfigured") != 0)
                 return mp_iq_error(iq, "modify", "bad-request");
         }
+        int held, added;
+        if ((rc = owner_set_rows(cx, &n, e, affs, &held, &added)) < 0)
+            return internal(cx, iq, rc, "owner set");
+        if (added > 0 && held + added > cx->pm->max_node_entries)
+            return mp_iq_error(iq, "wait", "resource-constraint");
         for (const mp_xnode *c = e->children; c && rc >= 0; c = c->next) {
             const char *jid = mp_xnode_attr(c, "jid");
             const char *v = mp_xnode_attr(c, affs ? "affiliation" : "subscription");
@@ -1298,6 +1351,10 @@ ps_handle_iq(ps_ctx *cx, mp_iq *iq, int owner_ns)
     }
     if (!action)
         return mp_iq_error(iq, "modify", "bad-request");
+    /* node names are stored and sent back in every notification: bounded */
+    const char *an = node_attr(action), *en = extra ? node_attr(extra) : NULL;
+    if ((an && strlen(an) > cx->pm->max_id_len) || (en && strlen(en) > cx->pm->max_id_len))
+        return mp_iq_error(iq, "modify", "not-acceptable");
     const char *a = action->name;
     int set = iq->type == MP_IQ_SET;
     if (!owner_ns && set) {

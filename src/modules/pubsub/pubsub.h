@@ -144,14 +144,18 @@ int ps_groups_match(const ps_config *c, const char *const *groups, size_t n);
 /* ---- the module ---- */
 
 typedef struct ps_module {
+    struct ps_module *next; /* the module's state of each core (service.c) */
     struct mp_core *core;
     mp_module *m;
     const char *label;     /* "pubsub" */
     mp_xml_parser *parser; /* for stored documents, on the core thread */
     ps_limits lim;
-    int max_nodes;      /* nodes one account may own on the service / in PEP */
-    size_t max_payload; /* bytes of one item's payload */
-    int syncing;        /* bookmarks.c: a change coming from private storage */
+    int max_nodes;        /* nodes one account may own on the service / in PEP */
+    size_t max_payload;   /* bytes of one item's payload */
+    int max_subs;         /* subscriptions of one account to one node */
+    size_t max_id_len;    /* bytes of a node name or an item id */
+    int max_node_entries; /* affiliations, or subscriptions, an owner may set on one node */
+    int syncing;          /* bookmarks.c: a change coming from private storage */
 } ps_module;
 
 /* One request against one service. */
@@ -202,6 +206,5 @@ void ps_on_presence(struct mp_core *core, const char *full, const mp_xnode *pres
 /* bookmarks.c: after a change of the PEP bookmarks node, rewrite the legacy document */
 void ps_bookmarks_to_private(ps_ctx *cx);
 ps_module *ps_module_get(struct mp_core *core);
-void ps_module_set(ps_module *pm);
 
 #endif

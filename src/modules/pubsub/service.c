@@ -13,19 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The module's state for the bookmarks hook of private.c (one core per process). */
-static ps_module *g_pm;
+/* The module's state of each core, for the bookmarks hook of private.c (a process runs one
+ * core; tests may run several, and each unload must find and free its own). */
+static ps_module *states;
 
 ps_module *
 ps_module_get(struct mp_core *core)
 {
-    return g_pm && g_pm->core == core ? g_pm : NULL;
-}
-
-void
-ps_module_set(ps_module *pm)
-{
-    g_pm = pm;
+    for (ps_module *pm = states; pm; pm = pm->next)
+        if (pm->core == core)
+            return pm;
+    return NULL;
 }
 
 static const char *const features[] = {
@@ -271,7 +269,11 @@ pubsub_unload(mp_module *m)
     ps_module *pm = ps_module_get(mp_module_core(m));
     if (!pm)
         return;
-    ps_module_set(NULL);
+    for (ps_module **p = &states; *p; p = &(*p)->next)
+        if (*p == pm) {
+            *p = pm->next;
+            break;
+        }
     mp_xml_parser_free(pm->parser);
     free(pm);
 }
@@ -290,12 +292,16 @@ pubsub_load(mp_module *m)
     pm->lim.max_items = cfg->pubsub_max_items;
     pm->max_nodes = cfg->pubsub_max_nodes;
     pm->max_payload = cfg->pubsub_max_payload;
+    pm->max_subs = cfg->pubsub_max_subs;
+    pm->max_id_len = (size_t)cfg->pubsub_max_id_len;
+    pm->max_node_entries = cfg->pubsub_max_node_entries;
     pm->parser = mp_xml_parser_new();
     if (!pm->parser) {
         free(pm);
         return MP_ENOMEM;
     }
-    ps_module_set(pm);
+    pm->next = states;
+    states = pm;
     int rc = mp_module_component(m, pm->label, service_stanza, pm);
     static const char *const nss[] = {PS_NS, PS_NS_OWNER};
     for (int t = MP_IQ_GET; t <= MP_IQ_SET && rc == 0; t++)
