@@ -444,41 +444,20 @@ vcard_set(mp_iq *iq, void *ud)
 
 /* ---- handlers of the other files, with room/nick forwarded to the occupant ---- */
 
+/* The room's own IQs (muc#admin, muc#owner, MAM) with ud the handler: to room/nick they are
+ * for the occupant and go on to its client. */
 static int
-admin_iq(mp_iq *iq, void *ud)
+room_or_occupant(mp_iq *iq, void *ud)
 {
+    const mp_iq_fn *fn = ud;
     const char *nick;
     if (iq_room_jid(iq, &nick) && nick)
         return muc_room_iq_forward(the_svc, iq);
-    return muc_admin_iq(iq, ud);
+    return (*fn)(iq, the_svc);
 }
 
-static int
-owner_iq(mp_iq *iq, void *ud)
-{
-    const char *nick;
-    if (iq_room_jid(iq, &nick) && nick)
-        return muc_room_iq_forward(the_svc, iq);
-    return muc_owner_iq(iq, ud);
-}
-
-static int
-mam_query(mp_iq *iq, void *ud)
-{
-    const char *nick;
-    if (iq_room_jid(iq, &nick) && nick)
-        return muc_room_iq_forward(the_svc, iq);
-    return muc_mam_query(iq, ud);
-}
-
-static int
-mam_form(mp_iq *iq, void *ud)
-{
-    const char *nick;
-    if (iq_room_jid(iq, &nick) && nick)
-        return muc_room_iq_forward(the_svc, iq);
-    return muc_mam_form(iq, ud);
-}
+static const mp_iq_fn admin_fn = muc_admin_iq, owner_fn = muc_owner_iq,
+                      mam_query_fn = muc_mam_query, mam_form_fn = muc_mam_form;
 
 /* ---- the component ---- */
 
@@ -571,21 +550,23 @@ muc_load(mp_module *m)
         int type;
         const char *ns, *name;
         mp_iq_fn fn;
+        const mp_iq_fn *room_fn; /* through room_or_occupant */
     } iqs[] = {
-        {MP_IQ_GET, NS_DISCO_INFO, "query", disco_info},
-        {MP_IQ_GET, NS_DISCO_ITEMS, "query", disco_items},
-        {MP_IQ_GET, NS_PING, "ping", ping},
-        {MP_IQ_GET, NS_VCARD, "vCard", vcard_get},
-        {MP_IQ_SET, NS_VCARD, "vCard", vcard_set},
-        {MP_IQ_GET, MUC_NS_ADMIN, "query", admin_iq},
-        {MP_IQ_SET, MUC_NS_ADMIN, "query", admin_iq},
-        {MP_IQ_GET, MUC_NS_OWNER, "query", owner_iq},
-        {MP_IQ_SET, MUC_NS_OWNER, "query", owner_iq},
-        {MP_IQ_SET, MP_NS_MAM, "query", mam_query},
-        {MP_IQ_GET, MP_NS_MAM, "query", mam_form},
+        {MP_IQ_GET, NS_DISCO_INFO, "query", disco_info, NULL},
+        {MP_IQ_GET, NS_DISCO_ITEMS, "query", disco_items, NULL},
+        {MP_IQ_GET, NS_PING, "ping", ping, NULL},
+        {MP_IQ_GET, NS_VCARD, "vCard", vcard_get, NULL},
+        {MP_IQ_SET, NS_VCARD, "vCard", vcard_set, NULL},
+        {MP_IQ_GET, MUC_NS_ADMIN, "query", room_or_occupant, &admin_fn},
+        {MP_IQ_SET, MUC_NS_ADMIN, "query", room_or_occupant, &admin_fn},
+        {MP_IQ_GET, MUC_NS_OWNER, "query", room_or_occupant, &owner_fn},
+        {MP_IQ_SET, MUC_NS_OWNER, "query", room_or_occupant, &owner_fn},
+        {MP_IQ_SET, MP_NS_MAM, "query", room_or_occupant, &mam_query_fn},
+        {MP_IQ_GET, MP_NS_MAM, "query", room_or_occupant, &mam_form_fn},
     };
     for (size_t i = 0; rc == 0 && i < sizeof iqs / sizeof iqs[0]; i++)
-        rc = mp_module_component_iq(m, l, iqs[i].type, iqs[i].ns, iqs[i].name, iqs[i].fn, svc);
+        rc = mp_module_component_iq(m, l, iqs[i].type, iqs[i].ns, iqs[i].name, iqs[i].fn,
+                                    iqs[i].room_fn ? (void *)iqs[i].room_fn : svc);
     if (rc == 0)
         rc = muc_store_load_all(svc);
     if (rc < 0) {

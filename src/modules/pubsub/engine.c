@@ -896,22 +896,41 @@ do_subscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const mp_xnode *options)
     return rc;
 }
 
+/* What unsubscribe and options have in common (§6.2, §6.3): the node, the JID (its own or, for
+ * an owner, anybody's) and the subid. Returns 0, or nonzero when the IQ has been answered. */
+static int
+subscription_target(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const char **name, const char **jid,
+                    const char **subid, ps_node *n)
+{
+    *name = node_attr(e);
+    *jid = mp_xnode_attr(e, "jid");
+    *subid = mp_xnode_attr(e, "subid");
+    if (!*name) {
+        ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        return 1;
+    }
+    if (!*jid || !(*jid)[0]) {
+        ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
+        return 1;
+    }
+    if (load_or_answer(cx, iq, *name, n) < 0)
+        return 1;
+    int rc;
+    if (!jid_is_requester(cx, *jid) && !is_owner(cx, n, &rc)) {
+        mp_iq_error(iq, "auth", "forbidden");
+        return 1;
+    }
+    return 0;
+}
+
 static int
 do_unsubscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e)
 {
-    const char *name = node_attr(e);
-    const char *jid = mp_xnode_attr(e, "jid");
-    const char *subid = mp_xnode_attr(e, "subid");
-    if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
-    if (!jid || !jid[0])
-        return ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
+    const char *name, *jid, *subid;
     ps_node n;
-    if (load_or_answer(cx, iq, name, &n) < 0)
+    if (subscription_target(cx, iq, e, &name, &jid, &subid, &n))
         return 0;
     int rc;
-    if (!jid_is_requester(cx, jid) && !is_owner(cx, &n, &rc))
-        return mp_iq_error(iq, "auth", "forbidden");
     subs_of so;
     if ((rc = find_subs(cx, name, jid, &so)) < 0)
         return internal(cx, iq, rc, "subscriptions");
@@ -954,19 +973,11 @@ sub_pick(const mp_ps_sub *s, void *ud)
 static int
 do_options(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, int set)
 {
-    const char *name = node_attr(e);
-    const char *jid = mp_xnode_attr(e, "jid");
-    const char *subid = mp_xnode_attr(e, "subid");
-    if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
-    if (!jid || !jid[0])
-        return ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
+    const char *name, *jid, *subid;
     ps_node n;
-    if (load_or_answer(cx, iq, name, &n) < 0)
+    if (subscription_target(cx, iq, e, &name, &jid, &subid, &n))
         return 0;
     int rc;
-    if (!jid_is_requester(cx, jid) && !is_owner(cx, &n, &rc))
-        return mp_iq_error(iq, "auth", "forbidden");
     mp_store *st = mp_core_store(cx->pm->core);
     one_sub os = {subid && subid[0] ? subid : NULL, cx->arena, {0}, 0, 0};
     if ((rc = st->ops->ps_sub_list(st, cx->service, name, jid, sub_pick, &os)) < 0)
