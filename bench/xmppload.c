@@ -13,11 +13,21 @@
  *     the received stanza (sender and receiver live in this one process);
  *   - lost = sent - received, measured after a drain period.
  *
- * Scenarios: login, idle, msg, presence (see usage()).
+ * Scenarios: login, idle, msg, presence, muc (see usage()).
  *
  * Magpie's copy (bench/xmppload.c, from ../shared/bench/loadgen) adds --ws PATH: the same
  * scenarios over WebSocket (RFC 7395), each element in one text frame, so the web transport
  * can be compared with TCP on the same server in the same run.
+ *
+ * It also adds the muc scenario (XEP-0045 group chat fan-out, used by bench/muc.sh): the users
+ * are split into rooms of --room-size occupants; the first user of each room creates it as an
+ * instant room (empty muc#owner form, XEP-0045 10.1.2), then the others join (asking for no
+ * history), at most --join-concurrency in flight; once every self-presence (status 110) is in and
+ * the occupant-presence flood has been quiet for 1 s, the first --senders occupants of each room
+ * send groupchat messages to their room. Every occupant (the sender too: the room reflects it)
+ * counts each stamped message once, so expected = sent x occupants of the room. Two phases in one
+ * run: a fixed offered load (-r msgs/s in total, for the fan-out latency), drained, then a closed
+ * loop with --inflight messages in flight (the delivery capacity).
  * Output: one JSON line on stdout, a human summary on stderr.
  */
 #define _GNU_SOURCE
@@ -136,8 +146,9 @@ static double h_q(const struct hist *h, double q)
 
 /* ------------------------------------------------------------- options */
 
-enum scenario { SC_LOGIN, SC_IDLE, SC_MSG, SC_PRESENCE };
-static const char *sc_names[] = {"login", "idle", "msg", "presence"};
+enum scenario { SC_LOGIN, SC_IDLE, SC_MSG, SC_PRESENCE, SC_MUC };
+static const char *sc_names[] = {"login", "idle", "msg", "presence", "muc"};
+#define N_SCENARIOS 5
 
 static struct {
     const char *host;
@@ -168,6 +179,14 @@ static struct {
     int npids;
     int quiet;
     const char *ws_path; /* non-NULL: RFC 7395 WebSocket on this path instead of raw TCP */
+    /* muc */
+    int room_size;       /* occupants per room */
+    int senders;         /* senders per room: the first S occupants */
+    int join_conc;       /* joins in flight */
+    const char *muc_service;  /* conference.<domain> */
+    const char *room_prefix;  /* room JIDs <prefix><n>@service */
+    double max_duration; /* closed-loop phase seconds (0: skip) */
+    double join_timeout;
 } opt = {
     .host = "127.0.0.1",
     .port = 25222,
@@ -190,6 +209,11 @@ static struct {
     .settle = 3,
     .drain = 10,
     .login_timeout = 300,
+    .room_size = 10,
+    .senders = 0,
+    .join_conc = 50,
+    .max_duration = 10,
+    .join_timeout = 900,
 };
 
 /* ------------------------------------------------------------ connection */
@@ -225,7 +249,14 @@ struct conn {
     int64_t pending;         /* deliveries of our stanzas not yet seen */
     int fanout;              /* presence: contacts online at our last update */
     uint32_t roster_items;
+    /* muc */
+    int8_t muc;              /* enum mucst */
+    uint32_t seq_base;       /* sender: first sequence number of the current phase */
+    uint32_t *rseq;          /* receiver: next expected seq per sender slot of our room */
+    uint64_t t_join;
 };
+
+enum mucst { MUC_OUT = 0, MUC_JOINING, MUC_CONFIGURING, MUC_JOINED, MUC_FAILED };
 
 static struct conn *conns;
 static int epfd;
@@ -247,8 +278,14 @@ static struct {
     uint64_t init_pres, t_init_last;
     uint64_t server_closed, stream_errors;
     uint64_t roster_items_total;
+    /* muc */
+    int joined, join_failed, join_inflight, rooms_created;
+    uint64_t join_pres, t_join_last, late;
+    struct hist join;
     char first_error[256];
 } S;
+
+static int *room_occ;        /* muc: occupants joined and connected, per room */
 
 static int sending;   /* traffic phase active */
 
@@ -412,6 +449,13 @@ static void conn_fail(struct conn *c, const char *why)
         note_error("user%d after login: %s", c->idx + opt.first, why);
         S.server_closed++;
     }
+    if (c->muc == MUC_JOINED)
+        room_occ[c->idx / opt.room_size]--;
+    if (c->muc == MUC_JOINING || c->muc == MUC_CONFIGURING) {
+        S.join_failed++;
+        S.join_inflight--;
+    }
+    c->muc = MUC_FAILED;
     c->st = ST_FAILED;
     conn_close(c);
 }
@@ -680,6 +724,7 @@ static void login_done(struct conn *c)
         break;
     case SC_IDLE:
     case SC_MSG:
+    case SC_MUC:
         send_presence_initial(c);
         c->st = ST_READY;
         break;
@@ -706,12 +751,19 @@ static int ring_is_contact(int a, int b)
 static void send_message(struct conn *from);
 static void send_presence_update(struct conn *from);
 
+static void on_muc_message(struct conn *c, const char *s);
+static void on_muc_presence(struct conn *c, const char *s);
+
 static void on_message(struct conn *c, const char *s)
 {
     char type[32];
     if (get_attr(s, "type", type, sizeof type) > 0 && strcmp(type, "error") == 0) {
         S.errors++;
         note_error("message error: %.120s", s);
+        return;
+    }
+    if (opt.sc == SC_MUC) {
+        on_muc_message(c, s);
         return;
     }
     int len;
@@ -746,6 +798,10 @@ static void on_message(struct conn *c, const char *s)
 static void on_presence(struct conn *c, const char *s)
 {
     char type[32];
+    if (opt.sc == SC_MUC) {
+        on_muc_presence(c, s);
+        return;
+    }
     if (get_attr(s, "type", type, sizeof type) > 0) {
         if (strcmp(type, "error") == 0) {
             S.errors++;
@@ -797,11 +853,24 @@ static void on_presence(struct conn *c, const char *s)
         send_presence_update(snd);
 }
 
+static void muc_joined(struct conn *c);
+
 static void on_iq_ready(struct conn *c, const char *s)
 {
     char type[16], id[128], from[512];
     if (get_attr(s, "type", type, sizeof type) <= 0)
         return;
+    if (c->muc == MUC_CONFIGURING && get_attr(s, "id", id, sizeof id) > 0 && strcmp(id, "cfg1") == 0) {
+        if (strcmp(type, "result") == 0) {
+            muc_joined(c);
+        } else {
+            note_error("user%d: instant room configuration refused: %.150s", c->idx + opt.first, s);
+            c->muc = MUC_FAILED;
+            S.join_failed++;
+            S.join_inflight--;
+        }
+        return;
+    }
     if (strcmp(type, "get") && strcmp(type, "set"))
         return;
     if (get_attr(s, "id", id, sizeof id) < 0)
@@ -1190,10 +1259,170 @@ static void send_presence_update(struct conn *from)
     S.sent_expected += (uint64_t)on;
 }
 
+
+/* ------------------------------------------------------------- muc */
+
+static int room_of(int idx)
+{
+    return idx / opt.room_size;
+}
+
+static int slot_of(int idx)
+{
+    return idx % opt.room_size;
+}
+
+static int room_jid(int r, char *out, size_t cap)
+{
+    return snprintf(out, cap, "%s%d@%s", opt.room_prefix, r, opt.muc_service);
+}
+
+static void muc_send_join(struct conn *c)
+{
+    char room[256];
+    room_jid(room_of(c->idx), room, sizeof room);
+    if (!c->rseq)
+        c->rseq = calloc((size_t)opt.senders, sizeof *c->rseq);
+    if (!c->rseq)
+        die("out of memory");
+    /* no history on join: every server then sends the same stanzas, whatever it keeps */
+    cprintf(c, "<presence to='%s/n%d'><x xmlns='http://jabber.org/protocol/muc'>"
+               "<history maxstanzas='0'/></x></presence>",
+            room, c->idx + opt.first);
+    c->muc = MUC_JOINING;
+    c->t_join = now_ns();
+    S.join_inflight++;
+}
+
+static void muc_joined(struct conn *c)
+{
+    c->muc = MUC_JOINED;
+    S.joined++;
+    S.join_inflight--;
+    room_occ[room_of(c->idx)]++;
+    h_add(&S.join, (now_ns() - c->t_join) / 1000);
+}
+
+static void muc_join_failed(struct conn *c)
+{
+    if (c->muc == MUC_JOINING || c->muc == MUC_CONFIGURING) {
+        S.join_failed++;
+        S.join_inflight--;
+    } else if (c->muc == MUC_JOINED) {
+        room_occ[room_of(c->idx)]--;
+    }
+    c->muc = MUC_FAILED;
+}
+
+static int has_code(const char *s, const char *code)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, "code='%s'", code);
+    snprintf(b, sizeof b, "code=\"%s\"", code);
+    return strstr(s, a) || strstr(s, b);
+}
+
+static void on_muc_presence(struct conn *c, const char *s)
+{
+    char type[32], from[512], room[256], nick[32];
+    int typed = get_attr(s, "type", type, sizeof type) > 0;
+    if (typed && strcmp(type, "error") == 0) {
+        S.errors++;
+        note_error("user%d: presence error: %.150s", c->idx + opt.first, s);
+        muc_join_failed(c);
+        return;
+    }
+    int rl = room_jid(room_of(c->idx), room, sizeof room);
+    if (get_attr(s, "from", from, sizeof from) <= 0 || strncmp(from, room, (size_t)rl) != 0 || from[rl] != '/') {
+        S.foreign++; /* e.g. roster contacts' initial presence */
+        return;
+    }
+    snprintf(nick, sizeof nick, "n%d", c->idx + opt.first);
+    if (strcmp(from + rl + 1, nick) == 0 && has_code(s, "110")) {
+        if (typed && strcmp(type, "unavailable") == 0) {
+            note_error("user%d: removed from the room: %.150s", c->idx + opt.first, s);
+            muc_join_failed(c);
+        } else if (c->muc == MUC_JOINING) {
+            if (has_code(s, "201")) {
+                /* we created it: make it an instant room (XEP-0045 10.1.2) */
+                S.rooms_created++;
+                c->muc = MUC_CONFIGURING;
+                cprintf(c, "<iq type='set' id='cfg1' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+                           "<x xmlns='jabber:x:data' type='submit'/></query></iq>",
+                        room);
+            } else {
+                muc_joined(c);
+            }
+        }
+        return;
+    }
+    S.join_pres++;
+    S.t_join_last = now_ns();
+}
+
+static void on_muc_message(struct conn *c, const char *s)
+{
+    int len;
+    const char *b = get_text(s, "body", &len);
+    int sender;
+    unsigned seq;
+    unsigned long long ts;
+    if (!b || sscanf(b, "M %d %u %llu", &sender, &seq, &ts) != 3 || sender < 0 || sender >= opt.users ||
+        room_of(sender) != room_of(c->idx) || slot_of(sender) >= opt.senders || !c->rseq) {
+        S.foreign++; /* subjects, room notices, ... */
+        return;
+    }
+    if (c->muc != MUC_JOINED) {
+        S.foreign++; /* a join given up on (timeout) that the server completed later: not counted */
+        return;
+    }
+    uint64_t t = now_ns();
+    if (seq < conns[sender].seq_base) {
+        S.late++; /* sent in the previous phase */
+        return;
+    }
+    uint32_t *next = &c->rseq[slot_of(sender)];
+    if (seq >= *next) {
+        *next = seq + 1;
+        S.recv++;
+        h_add(&S.lat, (t - ts) / 1000);
+        S.t_last_recv = t;
+    } else {
+        S.dup++;
+    }
+}
+
+static void send_groupchat(struct conn *from)
+{
+    if (from->muc != MUC_JOINED)
+        return;
+    char room[256];
+    int r = room_of(from->idx);
+    room_jid(r, room, sizeof room);
+    uint64_t t = now_ns();
+    cprintf(from, "<message to='%s' type='groupchat' id='g%u'><body>M %d %u %" PRIu64 " %s</body></message>",
+            room, from->send_seq, from->idx, from->send_seq, t, padding);
+    from->send_seq++;
+    S.sent++;
+    S.sent_expected += (uint64_t)room_occ[r]; /* the sender's own copy included */
+}
+
+static void send_one(struct conn *c)
+{
+    if (opt.sc == SC_MSG)
+        send_message(c);
+    else if (opt.sc == SC_MUC)
+        send_groupchat(c);
+    else
+        send_presence_update(c);
+}
+
 static int is_sender(int i)
 {
     if (opt.sc == SC_PRESENCE)
         return 1;
+    if (opt.sc == SC_MUC)
+        return slot_of(i) < opt.senders && conns[i].muc == MUC_JOINED;
     if ((i ^ 1) >= opt.users)
         return 0;
     return opt.bidir || (i % 2 == 0);
@@ -1440,7 +1669,195 @@ static void close_all(void)
         }
         free(c->jid);
         c->jid = NULL;
+        free(c->rseq);
+        c->rseq = NULL;
     }
+}
+
+static void traffic(void);
+
+/* muc: the creators make their rooms, then everyone else joins; returns when every join is
+ * answered and the occupant-presence flood has been quiet for 1 s */
+static void muc_join_all(void)
+{
+    uint64_t deadline = now_ns() + (uint64_t)(opt.join_timeout * 1e9);
+    int nrooms = opt.users / opt.room_size;
+    for (int r = 0; r < nrooms; r++) {
+        struct conn *c = &conns[r * opt.room_size];
+        if (c->st == ST_READY)
+            muc_send_join(c);
+    }
+    while (!interrupted && S.join_inflight > 0 && now_ns() < deadline)
+        run_loop(20);
+    int next = 0;
+    while (!interrupted && now_ns() < deadline) {
+        while (next < opt.users && S.join_inflight < opt.join_conc) {
+            struct conn *c = &conns[next++];
+            if (slot_of(c->idx) == 0 || c->st != ST_READY)
+                continue;
+            if (conns[room_of(c->idx) * opt.room_size].muc != MUC_JOINED) {
+                S.join_failed++; /* its room was not created */
+                continue;
+            }
+            muc_send_join(c);
+        }
+        if (next >= opt.users && S.join_inflight == 0)
+            break;
+        run_loop(20);
+    }
+    if (S.join_inflight > 0) {
+        note_error("%d joins unanswered after %.0fs", S.join_inflight, opt.join_timeout);
+        for (int i = 0; i < opt.users; i++)
+            if (conns[i].muc == MUC_JOINING || conns[i].muc == MUC_CONFIGURING)
+                muc_join_failed(&conns[i]);
+    }
+    uint64_t q0 = now_ns();
+    for (;;) {
+        pump(0.25);
+        uint64_t t = now_ns(), last = S.t_join_last > q0 ? S.t_join_last : q0;
+        if (interrupted || t - q0 > 120000000000ull || t - last > 1000000000ull)
+            break;
+    }
+}
+
+struct phase {
+    int ran;
+    double rate, duration;
+    int inflight;
+    uint64_t sent, expected, recv, dup, late, errors, foreign;
+    double send_span, span, p50, p99, p999, max;
+    struct cpu_delta cpu;
+};
+
+static void phase_reset(void)
+{
+    S.sent = S.recv = S.dup = S.late = S.errors = S.foreign = S.self_echo = S.sent_expected = 0;
+    S.t_last_recv = S.t_send_start = S.t_send_end = 0;
+    memset(&S.lat, 0, sizeof S.lat);
+    for (int i = 0; i < opt.users; i++)
+        conns[i].seq_base = conns[i].send_seq;
+}
+
+static void muc_phase(struct phase *ph, double rate, int inflight, double duration)
+{
+    struct cpu a, b;
+    opt.rate = rate;
+    opt.inflight = inflight;
+    opt.duration = duration;
+    phase_reset();
+    cpu_snap(&a);
+    traffic();
+    cpu_snap(&b);
+    ph->ran = 1;
+    ph->rate = rate;
+    ph->inflight = inflight;
+    ph->duration = duration;
+    ph->sent = S.sent;
+    ph->expected = S.sent_expected;
+    ph->recv = S.recv;
+    ph->dup = S.dup;
+    ph->late = S.late;
+    ph->errors = S.errors;
+    ph->foreign = S.foreign;
+    ph->send_span = S.t_send_end > S.t_send_start ? (double)(S.t_send_end - S.t_send_start) / 1e9 : 0;
+    ph->span = S.t_last_recv > S.t_send_start ? (double)(S.t_last_recv - S.t_send_start) / 1e9 : 0;
+    ph->p50 = h_q(&S.lat, 0.5);
+    ph->p99 = h_q(&S.lat, 0.99);
+    ph->p999 = h_q(&S.lat, 0.999);
+    ph->max = (double)S.lat.max / 1000.0;
+    ph->cpu = cpu_diff(&a, &b);
+}
+
+static int muc_phase_json(char *js, size_t cap, const char *pre, const struct phase *ph)
+{
+    double dps = ph->span > 0 ? (double)ph->recv / ph->span : 0;
+    return snprintf(js, cap,
+                    "\"%s_rate_target\":%.1f,\"%s_inflight\":%d,\"%s_duration_s\":%.1f,\"%s_sent\":%" PRIu64
+                    ",\"%s_expected\":%" PRIu64 ",\"%s_received\":%" PRIu64 ",\"%s_lost\":%" PRId64
+                    ",\"%s_dup_or_reordered\":%" PRIu64 ",\"%s_late\":%" PRIu64 ",\"%s_errors\":%" PRIu64
+                    ",\"%s_foreign\":%" PRIu64 ",\"%s_sent_per_s\":%.1f,\"%s_delivered_per_s\":%.1f,"
+                    "\"%s_lat_p50_ms\":%.3f,\"%s_lat_p99_ms\":%.3f,\"%s_lat_p999_ms\":%.3f,\"%s_lat_max_ms\":%.3f,"
+                    "\"%s_wall_s\":%.3f,\"%s_lg_cpu_s\":%.3f,\"%s_srv_cpu_s\":%.3f,\"%s_lg_cpu_pct\":%.1f,"
+                    "\"%s_srv_cpu_pct\":%.1f,\"%s_sys_busy_pct\":%.1f,\"%s_srv_us_per_delivery\":%.3f,",
+                    pre, ph->rate, pre, ph->inflight, pre, ph->duration, pre, ph->sent, pre, ph->expected, pre,
+                    ph->recv, pre, (int64_t)ph->expected - (int64_t)ph->recv, pre, ph->dup, pre, ph->late, pre,
+                    ph->errors, pre, ph->foreign, pre, ph->send_span > 0 ? (double)ph->sent / ph->send_span : 0,
+                    pre, dps, pre, ph->p50, pre, ph->p99, pre, ph->p999, pre, ph->max, pre, ph->cpu.wall, pre,
+                    ph->cpu.lg, pre, ph->cpu.srv, pre, ph->cpu.lg_pct, pre, ph->cpu.srv_pct, pre, ph->cpu.sys_pct,
+                    pre, ph->recv ? ph->cpu.srv * 1e6 / (double)ph->recv : 0);
+}
+
+static int muc_main(long rss0, double logins_per_s, const struct cpu_delta *dl)
+{
+    struct cpu c0, c1;
+    cpu_snap(&c0);
+    uint64_t t0 = now_ns();
+    muc_join_all();
+    double join_s = (double)(now_ns() - t0) / 1e9;
+    cpu_snap(&c1);
+    struct cpu_delta dj = cpu_diff(&c0, &c1);
+    long rss1 = servers_rss_kb();
+    int nrooms = opt.users / opt.room_size, full = 0;
+    for (int r = 0; r < nrooms; r++)
+        full += room_occ[r] == opt.room_size;
+    uint64_t join_pres = S.join_pres;
+    double rate = opt.rate, dur = opt.duration;
+    int inflight = opt.inflight;
+    struct phase fixed = {0}, max = {0};
+    if (S.joined > 0 && rate > 0 && dur > 0)
+        muc_phase(&fixed, rate, 0, dur);
+    if (S.joined > 0 && inflight > 0 && opt.max_duration > 0)
+        muc_phase(&max, 0, inflight, opt.max_duration);
+    long rss2 = servers_rss_kb();
+    close_all();
+
+    static char js[8192];
+    int n = snprintf(js, sizeof js,
+                     "{\"tool\":\"xmppload\",\"scenario\":\"muc\",\"server\":\"%s\",\"users\":%d,"
+                     "\"room_size\":%d,\"rooms\":%d,\"senders_per_room\":%d,\"body_size\":%d,"
+                     "\"login_ok\":%d,\"login_failed\":%d,\"logins_per_s\":%.1f,\"login_srv_cpu_s\":%.3f,"
+                     "\"joined\":%d,\"join_failed\":%d,\"rooms_created\":%d,\"rooms_full\":%d,"
+                     "\"join_s\":%.3f,\"join_p50_ms\":%.3f,\"join_p99_ms\":%.3f,\"join_presence_recv\":%" PRIu64
+                     ",\"join_srv_cpu_s\":%.3f,\"join_lg_cpu_pct\":%.1f,\"rss_before_kb\":%ld,"
+                     "\"rss_joined_kb\":%ld,\"rss_after_kb\":%ld,",
+                     opt.label, opt.users, opt.room_size, nrooms, opt.senders, opt.body_size, S.ok, S.failed,
+                     logins_per_s, dl->srv, S.joined, S.join_failed, S.rooms_created, full, join_s, h_q(&S.join, 0.5),
+                     h_q(&S.join, 0.99), join_pres, dj.srv, dj.lg_pct, rss0, rss1, rss2);
+    if (fixed.ran)
+        n += muc_phase_json(js + n, sizeof js - (size_t)n, "fixed", &fixed);
+    if (max.ran)
+        n += muc_phase_json(js + n, sizeof js - (size_t)n, "max", &max);
+    snprintf(js + n, sizeof js - (size_t)n,
+             "\"server_closed\":%" PRIu64 ",\"stream_errors\":%" PRIu64 ",\"first_error\":\"%s\",\"interrupted\":%d}",
+             S.server_closed, S.stream_errors, S.first_error, (int)interrupted);
+    printf("%s\n", js);
+    fflush(stdout);
+    if (!opt.quiet) {
+        fprintf(stderr,
+                "[%s] muc: %d users in %d rooms of %d, logins ok %d failed %d; joined %d failed %d in %.1f s "
+                "(%d rooms full), occupant presence received %" PRIu64 "\n",
+                opt.label, opt.users, nrooms, opt.room_size, S.ok, S.failed, S.joined, S.join_failed, join_s, full,
+                join_pres);
+        const struct phase *ps[2] = {&fixed, &max};
+        const char *names[2] = {"fixed", "max"};
+        for (int i = 0; i < 2; i++) {
+            const struct phase *ph = ps[i];
+            if (!ph->ran)
+                continue;
+            fprintf(stderr,
+                    "  %s (%s): sent %" PRIu64 " (%.0f/s) expected %" PRIu64 " received %" PRIu64 " lost %" PRId64
+                    " dup %" PRIu64 ": %.0f delivered/s, latency p50 %.2f p99 %.2f p99.9 %.2f max %.2f ms\n"
+                    "    CPU: loadgen %.0f%% server %.0f%% machine %.0f%%, server %.2f us/delivery\n",
+                    names[i], ph->rate > 0 ? "fixed rate" : "closed loop", ph->sent,
+                    ph->send_span > 0 ? (double)ph->sent / ph->send_span : 0, ph->expected, ph->recv,
+                    (int64_t)ph->expected - (int64_t)ph->recv, ph->dup, ph->span > 0 ? (double)ph->recv / ph->span : 0,
+                    ph->p50, ph->p99, ph->p999, ph->max, ph->cpu.lg_pct, ph->cpu.srv_pct, ph->cpu.sys_pct,
+                    ph->recv ? ph->cpu.srv * 1e6 / (double)ph->recv : 0);
+        }
+        if (S.first_error[0])
+            fprintf(stderr, "  first error: %s\n", S.first_error);
+    }
+    return S.joined == 0;
 }
 
 /* traffic phase for msg / presence */
@@ -1467,17 +1884,15 @@ static void traffic(void)
          * updates (each fanning out to the sender's online contacts) in flight,
          * senders taken round-robin; refilled after every loop turn */
         uint64_t rr = 0;
-        int64_t budget = (int64_t)opt.inflight * (opt.sc == SC_PRESENCE ? opt.contacts : 1);
+        int64_t budget = (int64_t)opt.inflight *
+                         (opt.sc == SC_PRESENCE ? opt.contacts : opt.sc == SC_MUC ? opt.room_size : 1);
         while (!interrupted && now_ns() < end) {
             int tries = 0;
             while ((int64_t)(S.sent_expected - S.recv) < budget && tries++ < 2 * nsend) {
                 struct conn *c = &conns[senders[rr++ % (uint64_t)nsend]];
                 if (c->st != ST_READY)
                     continue;
-                if (opt.sc == SC_MSG)
-                    send_message(c);
-                else
-                    send_presence_update(c);
+                send_one(c);
             }
             run_loop(5);
         }
@@ -1488,10 +1903,7 @@ static void traffic(void)
                 struct conn *c = &conns[senders[j]];
                 if (c->st != ST_READY)
                     continue;
-                if (opt.sc == SC_MSG)
-                    send_message(c);
-                else
-                    send_presence_update(c);
+                send_one(c);
             }
         while (!interrupted && now_ns() < end)
             run_loop(5);
@@ -1507,10 +1919,7 @@ static void traffic(void)
                 struct conn *c = &conns[senders[rr++ % (uint64_t)nsend]];
                 if (c->st != ST_READY)
                     continue;
-                if (opt.sc == SC_MSG)
-                    send_message(c);
-                else
-                    send_presence_update(c);
+                send_one(c);
                 burst++;
             }
             run_loop(1);
@@ -1553,7 +1962,15 @@ static void usage(void)
             "      --pids P1,P2..   server PIDs: RSS and CPU are read from /proc\n"
             "  -l, --label NAME     server name written into the JSON line\n"
             "  -q, --quiet          no human summary on stderr\n"
-            "      --ws PATH        WebSocket (RFC 7395) on PATH of the port instead of raw TCP\n");
+            "      --ws PATH        WebSocket (RFC 7395) on PATH of the port instead of raw TCP\n"
+            "  muc: -u must be a multiple of --room-size; -r R msgs/s in total for the fixed-rate phase\n"
+            "       (-t seconds, 0 = skip it), then --inflight G msgs in flight for --max-duration S\n"
+            "      --room-size N    occupants per room (10)\n"
+            "      --senders S      senders per room, the first S occupants (min(N, 10))\n"
+            "      --join-concurrency J  joins in flight (50)\n"
+            "      --muc-service H  (conference.<domain>)   --room-prefix P (r<pid>x)\n"
+            "      --max-duration S closed-loop phase seconds (10; 0 = skip it)\n"
+            "      --join-timeout S all joins must be answered within S seconds (900)\n");
     exit(2);
 }
 
@@ -1566,13 +1983,16 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'w'}, {"inflight", 1, 0, 14}, {"body-size", 1, 0, 5}, {"contacts", 1, 0, 'k'}, {"no-roster-get", 0, 0, 6},
         {"bidir", 0, 0, 7}, {"src-ips", 1, 0, 8}, {"scram", 0, 0, 9}, {"settle", 1, 0, 10},
         {"drain", 1, 0, 11}, {"login-timeout", 1, 0, 12}, {"pids", 1, 0, 13}, {"label", 1, 0, 'l'},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"ws", 1, 0, 15}, {0, 0, 0, 0}};
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"ws", 1, 0, 15},
+        {"room-size", 1, 0, 16}, {"senders", 1, 0, 17}, {"join-concurrency", 1, 0, 18},
+        {"muc-service", 1, 0, 19}, {"room-prefix", 1, 0, 20}, {"max-duration", 1, 0, 21},
+        {"join-timeout", 1, 0, 22}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "s:H:p:d:u:c:t:r:w:k:l:qh", lo, NULL)) != -1) {
         switch (o) {
         case 's': {
             int f = 0;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < N_SCENARIOS; i++)
                 if (!strcmp(optarg, sc_names[i])) {
                     opt.sc = (enum scenario)i;
                     f = 1;
@@ -1614,6 +2034,13 @@ int main(int argc, char **argv)
         case 'l': opt.label = optarg; break;
         case 'q': opt.quiet = 1; break;
         case 15: opt.ws_path = optarg; break;
+        case 16: opt.room_size = atoi(optarg); break;
+        case 17: opt.senders = atoi(optarg); break;
+        case 18: opt.join_conc = atoi(optarg); break;
+        case 19: opt.muc_service = optarg; break;
+        case 20: opt.room_prefix = optarg; break;
+        case 21: opt.max_duration = atof(optarg); break;
+        case 22: opt.join_timeout = atof(optarg); break;
         default: usage();
         }
     }
@@ -1625,6 +2052,23 @@ int main(int argc, char **argv)
         die("presence needs an even --contacts K with 2 <= K < users");
     if (opt.body_size < 0 || opt.body_size > 4000)
         die("--body-size must be 0..4000");
+    static char svc_buf[300], prefix_buf[32];
+    if (opt.sc == SC_MUC) {
+        if (opt.room_size < 1 || opt.users % opt.room_size)
+            die("muc: --users must be a multiple of --room-size");
+        if (opt.senders <= 0)
+            opt.senders = opt.room_size < 10 ? opt.room_size : 10;
+        if (opt.senders > opt.room_size || opt.join_conc < 1)
+            usage();
+        if (!opt.muc_service) {
+            snprintf(svc_buf, sizeof svc_buf, "conference.%s", opt.domain);
+            opt.muc_service = svc_buf;
+        }
+        if (!opt.room_prefix) {
+            snprintf(prefix_buf, sizeof prefix_buf, "r%dx", (int)getpid());
+            opt.room_prefix = prefix_buf;
+        }
+    }
 
     clk_tck = sysconf(_SC_CLK_TCK);
     signal(SIGPIPE, SIG_IGN);
@@ -1650,6 +2094,9 @@ int main(int argc, char **argv)
     dirty_list = calloc((size_t)opt.users, sizeof *dirty_list);
     for (int i = 0; i < opt.users; i++)
         conns[i].fd = -1;
+    room_occ = calloc((size_t)(opt.users / opt.room_size + 1), sizeof *room_occ);
+    if (!conns || !dirty_list || !room_occ)
+        die("out of memory");
 
     long rss0 = servers_rss_kb();
     struct cpu c0, c1, c2, c3;
@@ -1659,6 +2106,13 @@ int main(int argc, char **argv)
     struct cpu_delta dl = cpu_diff(&c0, &c1);
     double login_span = S.t_last_ok > S.t_first ? (double)(S.t_last_ok - S.t_first) / 1e9 : 0;
     double logins_per_s = login_span > 0 ? S.ok / login_span : 0;
+
+    if (opt.sc == SC_MUC) {
+        int rc = muc_main(rss0, logins_per_s, &dl);
+        free(padding);
+        free(conns);
+        return rc;
+    }
 
     /* scenario specific */
     long rss1 = -1, rss2 = -1;
