@@ -48,6 +48,10 @@ int mp_iq_result(mp_iq *iq, const mp_xnode *payload);
 /* Answer with an RFC 6120 stanza error: type "cancel"|"modify"|"auth"|"wait", condition
  * "item-not-found", ... */
 int mp_iq_error(mp_iq *iq, const char *type, const char *condition);
+/* The same with an application-specific condition beside it (RFC 6120 §8.3.4):
+ * <app_name xmlns='app_ns' [attr='value']/>, e.g. XEP-0060's pubsub#errors. attr may be NULL. */
+int mp_iq_error_app(mp_iq *iq, const char *type, const char *condition, const char *app_ns,
+                    const char *app_name, const char *attr, const char *value);
 
 /* Nonzero when the IQ is for the requester's own account (no 'to', or 'to' is its bare JID). */
 int mp_iq_is_own(const mp_iq *iq);

@@ -9,6 +9,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "xmpp/dataform.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,18 +32,6 @@ child_text(mp_arena *a, mp_xnode *parent, const char *ns, const char *name, cons
 
 /* ---- the query form (§5.1) ---- */
 
-static int
-add_field(mp_arena *a, mp_xnode *x, const char *var, const char *type, const char *value)
-{
-    mp_xnode *f = mp_xnode_new(a, NS_DATA, "field");
-    if (!f || mp_xnode_set_attr(a, f, "var", var) < 0 || mp_xnode_set_attr(a, f, "type", type) < 0)
-        return MP_ENOMEM;
-    mp_xnode_append(x, f);
-    if (value && !child_text(a, f, NS_DATA, "value", value))
-        return MP_ENOMEM;
-    return 0;
-}
-
 int
 mp_mam_form_reply(mp_iq *iq)
 {
@@ -55,11 +44,11 @@ mp_mam_form_reply(mp_iq *iq)
     mp_xnode *q = mp_xnode_new(a, MP_NS_MAM, "query");
     mp_xnode *x = mp_xnode_new(a, NS_DATA, "x");
     if (!q || !x || mp_xnode_set_attr(a, x, "type", "form") < 0 ||
-        add_field(a, x, "FORM_TYPE", "hidden", MP_NS_MAM) < 0)
+        !mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, MP_NS_MAM))
         return mp_iq_error(iq, "wait", "internal-server-error");
     mp_xnode_append(q, x);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (add_field(a, x, fields[i][0], fields[i][1], NULL) < 0)
+        if (!mp_form_field(a, x, fields[i][0], fields[i][1], NULL, NULL))
             return mp_iq_error(iq, "wait", "internal-server-error");
     return mp_iq_result(iq, q);
 }

@@ -3,6 +3,7 @@
 #include "modules/push.h"
 #include "base/err.h"
 #include "xmpp/jid.h"
+#include "xmpp/dataform.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,21 +92,6 @@ mp_push_enable_read(mp_arena *a, const mp_xnode *enable, mp_push_enable *e)
     return 0;
 }
 
-static mp_xnode *
-add_field(mp_arena *a, mp_xnode *x, const char *var, const char *type, const char *value,
-          size_t len)
-{
-    mp_xnode *f = mp_xnode_new(a, MP_NS_DATA, "field");
-    mp_xnode *v = mp_xnode_new(a, MP_NS_DATA, "value");
-    if (!f || !v || mp_xnode_set_attr(a, f, "var", var) < 0 ||
-        (type && mp_xnode_set_attr(a, f, "type", type) < 0) ||
-        mp_xnode_set_text(a, v, value, len) < 0)
-        return NULL;
-    mp_xnode_append(f, v);
-    mp_xnode_append(x, f);
-    return f;
-}
-
 /* Bytes of s to keep so that at most max are sent and no UTF-8 sequence is cut. */
 static size_t
 utf8_cut(const char *s, size_t len, size_t max)
@@ -139,11 +125,13 @@ mp_push_payload(mp_buf *out, const char *node, unsigned count, const char *sende
     mp_xnode_append(pub, item);
     mp_xnode_append(item, notif);
     mp_xnode_append(notif, x);
-    if (!add_field(&a, x, "FORM_TYPE", "hidden", MP_PUSH_SUMMARY, strlen(MP_PUSH_SUMMARY)) ||
-        !add_field(&a, x, "message-count", NULL, num, strlen(num)) ||
-        (sender && !add_field(&a, x, "last-message-sender", NULL, sender, strlen(sender))) ||
-        (body && !add_field(&a, x, "last-message-body", NULL, body,
-                            utf8_cut(body, strlen(body), MP_PUSH_BODY_MAX))))
+    if (!mp_form_field_n(&a, x, "FORM_TYPE", "hidden", NULL, MP_PUSH_SUMMARY,
+                         strlen(MP_PUSH_SUMMARY)) ||
+        !mp_form_field_n(&a, x, "message-count", NULL, NULL, num, strlen(num)) ||
+        (sender &&
+         !mp_form_field_n(&a, x, "last-message-sender", NULL, NULL, sender, strlen(sender))) ||
+        (body && !mp_form_field_n(&a, x, "last-message-body", NULL, NULL, body,
+                                  utf8_cut(body, strlen(body), MP_PUSH_BODY_MAX))))
         goto out;
     rc = mp_xnode_serialize(out, ps, "jabber:client");
     if (rc == 0 && olen > 0) {

@@ -13,6 +13,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "xmpp/dataform.h"
 
 #include <string.h>
 
@@ -68,28 +69,13 @@ add_text(mp_arena *a, mp_xnode *parent, const char *ns, const char *name, const 
 
 /* <field var='var' [type][label]>[<value>text</value>]</field> */
 static mp_xnode *
-add_field(mp_arena *a, mp_xnode *parent, const char *var, const char *type, const char *label,
-          const char *value)
-{
-    mp_xnode *f = mp_xnode_new(a, NS_XDATA, "field");
-    if (!f || mp_xnode_set_attr(a, f, "var", var) < 0 ||
-        (type && mp_xnode_set_attr(a, f, "type", type) < 0) ||
-        (label && mp_xnode_set_attr(a, f, "label", label) < 0))
-        return NULL;
-    if (value && !add_text(a, f, NS_XDATA, "value", value))
-        return NULL;
-    mp_xnode_append(parent, f);
-    return f;
-}
-
-static mp_xnode *
 form_new(mp_arena *a, mp_xnode *query, const char *type)
 {
     mp_xnode *x = mp_xnode_new(a, NS_XDATA, "x");
     if (!x || mp_xnode_set_attr(a, x, "type", type) < 0)
         return NULL;
     mp_xnode_append(query, x);
-    if (!add_field(a, x, "FORM_TYPE", "hidden", NULL, NS_SEARCH))
+    if (!mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, NS_SEARCH))
         return NULL;
     return x;
 }
@@ -109,7 +95,7 @@ search_get(mp_iq *iq, void *ud)
         !add_text(a, x, NS_XDATA, "instructions", INSTRUCTIONS))
         return mp_iq_error(iq, "wait", "internal-server-error");
     for (int i = 0; i < NFIELDS; i++)
-        if (!add_field(a, x, fields[i].var, "text-single", fields[i].label, NULL))
+        if (!mp_form_field(a, x, fields[i].var, "text-single", fields[i].label, NULL))
             return mp_iq_error(iq, "wait", "internal-server-error");
     return mp_iq_result(iq, q);
 }
@@ -300,18 +286,18 @@ form_answer(mp_arena *a, const found *res, size_t n)
     if (!x || !rep)
         return NULL;
     mp_xnode_append(x, rep);
-    if (!add_field(a, rep, "jid", "jid-single", "JID", NULL))
+    if (!mp_form_field(a, rep, "jid", "jid-single", "JID", NULL))
         return NULL;
     for (int i = F_FN; i < NFIELDS; i++)
-        if (!add_field(a, rep, fields[i].var, "text-single", fields[i].label, NULL))
+        if (!mp_form_field(a, rep, fields[i].var, "text-single", fields[i].label, NULL))
             return NULL;
     for (size_t k = 0; k < n; k++) {
         mp_xnode *item = mp_xnode_new(a, NS_XDATA, "item");
-        if (!item || !add_field(a, item, "jid", NULL, NULL, res[k].v[F_USER]))
+        if (!item || !mp_form_field(a, item, "jid", NULL, NULL, res[k].v[F_USER]))
             return NULL;
         mp_xnode_append(x, item);
         for (int i = F_FN; i < NFIELDS; i++)
-            if (!add_field(a, item, fields[i].var, NULL, NULL, res[k].v[i]))
+            if (!mp_form_field(a, item, fields[i].var, NULL, NULL, res[k].v[i]))
                 return NULL;
     }
     return q;

@@ -214,6 +214,24 @@ mp_iq_error(mp_iq *iq, const char *type, const char *condition)
 }
 
 int
+mp_iq_error_app(mp_iq *iq, const char *type, const char *condition, const char *app_ns,
+                const char *app_name, const char *attr, const char *value)
+{
+    mp_buf *b = &iq->core->scratch;
+    iq_reply_start(iq, b, "error");
+    mp_buf_printf(b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/><%s xmlns='%s'", type,
+                  condition, app_name, app_ns);
+    if (attr && value) {
+        mp_buf_printf(b, " %s='", attr);
+        mp_xml_escape_attr(b, value, strlen(value));
+        mp_buf_puts(b, "'");
+    }
+    if (mp_buf_puts(b, "/></error></iq>") < 0)
+        return MP_ENOMEM;
+    return iq_send(iq, b);
+}
+
+int
 mp_iq_is_own(const mp_iq *iq)
 {
     size_t bare = strcspn(iq->from, "/");

@@ -11,6 +11,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "xmpp/dataform.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,35 +359,19 @@ add_text(mp_arena *a, mp_xnode *parent, const char *ns, const char *name, const 
 }
 
 static mp_xnode *
-add_field(mp_arena *a, mp_xnode *x, const char *var, const char *type, const char *label,
-          const char *value)
-{
-    mp_xnode *f = mp_xnode_new(a, NS_XDATA, "field");
-    if (!f || mp_xnode_set_attr(a, f, "var", var) < 0 ||
-        (type && mp_xnode_set_attr(a, f, "type", type) < 0) ||
-        (label && mp_xnode_set_attr(a, f, "label", label) < 0))
-        return NULL;
-    if (value && !add_text(a, f, NS_XDATA, "value", value))
-        return NULL;
-    mp_xnode_append(x, f);
-    return f;
-}
-
-static mp_xnode *
 add_bool(mp_arena *a, mp_xnode *x, const char *var, const char *label, int v)
 {
-    return add_field(a, x, var, "boolean", label, v ? "1" : "0");
+    return mp_form_field(a, x, var, "boolean", label, v ? "1" : "0");
 }
 
 static mp_xnode *
 add_list(mp_arena *a, mp_xnode *x, const char *var, const char *label, const char *value,
          const char *const *opts, size_t nopts)
 {
-    mp_xnode *f = add_field(a, x, var, "list-single", label, value);
+    mp_xnode *f = mp_form_field(a, x, var, "list-single", label, value);
     for (size_t i = 0; f && i < nopts; i++) {
         mp_xnode *o = mp_xnode_new(a, NS_XDATA, "option");
-        if (!o || mp_xnode_set_attr(a, o, "label", opts[i]) < 0 ||
-            !add_text(a, o, NS_XDATA, "value", opts[i]))
+        if (!o || mp_xnode_set_attr(a, o, "label", opts[i]) < 0 || !mp_form_value(a, o, opts[i]))
             return NULL;
         mp_xnode_append(f, o);
     }
@@ -397,11 +382,11 @@ static mp_xnode *
 add_jids(mp_arena *a, mp_xnode *x, const muc_room *room, const char *var, const char *label,
          int affil)
 {
-    mp_xnode *f = add_field(a, x, var, "jid-multi", label, NULL);
+    mp_xnode *f = mp_form_field(a, x, var, "jid-multi", label, NULL);
     for (size_t i = 0; f && i < room->affiliations.nbuckets; i++)
         for (mp_hnode *h = room->affiliations.buckets[i]; h; h = h->next) {
             muc_affiliation *af = mp_container_of(h, muc_affiliation, by_jid);
-            if (af->affil == affil && !add_text(a, f, NS_XDATA, "value", af->jid))
+            if (af->affil == affil && !mp_form_value(a, f, af->jid))
                 return NULL;
         }
     return f;
@@ -423,15 +408,15 @@ config_form(mp_arena *a, mp_xnode *x, const muc_room *room)
     snprintf(n2, sizeof n2, "%d", c->history_length);
     int pmi = c->allow_pm >= MUC_PM_NONE && c->allow_pm <= MUC_PM_MODERATORS ? c->allow_pm : 1;
     if (mp_xnode_set_attr(a, x, "type", "form") < 0 || !add_text(a, x, NS_XDATA, "title", title) ||
-        !add_field(a, x, "FORM_TYPE", "hidden", NULL, MUC_NS_CONFIG) ||
-        !add_field(a, x, F("roomname"), "text-single", "Name", c->name) ||
-        !add_field(a, x, F("roomdesc"), "text-single", "Description", c->description) ||
+        !mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, MUC_NS_CONFIG) ||
+        !mp_form_field(a, x, F("roomname"), "text-single", "Name", c->name) ||
+        !mp_form_field(a, x, F("roomdesc"), "text-single", "Description", c->description) ||
         !add_bool(a, x, F("persistentroom"), "Persistent (kept when empty)", c->persistent) ||
         !add_bool(a, x, F("publicroom"), "Listed in the directory", c->public_room) ||
         !add_bool(a, x, F("membersonly"), "Members only", c->members_only) ||
         !add_bool(a, x, F("passwordprotectedroom"), "Password required to enter",
                   c->password_protected) ||
-        !add_field(a, x, F("roomsecret"), "text-private", "Password", c->password) ||
+        !mp_form_field(a, x, F("roomsecret"), "text-private", "Password", c->password) ||
         !add_bool(a, x, F("moderatedroom"), "Moderated (only participants speak)", c->moderated) ||
         !add_list(a, x, F("maxusers"), "Maximum number of occupants", c->max_users ? n1 : "none",
                   maxusers, sizeof maxusers / sizeof maxusers[0]) ||
@@ -440,8 +425,8 @@ config_form(mp_arena *a, mp_xnode *x, const muc_room *room)
         !add_bool(a, x, F("changesubject"), "Occupants may change the subject",
                   c->change_subject) ||
         !add_list(a, x, F("allowpm"), "Who may send private messages", pm_names[pmi], pm, 4) ||
-        !add_field(a, x, "muc#maxhistoryfetch", "text-single", "Messages of history sent on entry",
-                   n2) ||
+        !mp_form_field(a, x, "muc#maxhistoryfetch", "text-single",
+                       "Messages of history sent on entry", n2) ||
         !add_bool(a, x, F("enablelogging"), "Archive messages (MAM)", c->logging) ||
         !add_jids(a, x, room, F("roomadmins"), "Room admins", MUC_ADMIN) ||
         !add_jids(a, x, room, F("roomowners"), "Room owners", MUC_OWNER))
@@ -601,14 +586,15 @@ muc_room_disco_info(muc_service *svc, muc_room *room, mp_arena *a)
     snprintf(occupants, sizeof occupants, "%d", room->noccupants);
     snprintf(hist, sizeof hist, "%d", c->history_length);
     if (mp_xnode_set_attr(a, x, "type", "result") < 0 ||
-        !add_field(a, x, "FORM_TYPE", "hidden", NULL, MUC_NS_ROOMINFO) ||
-        !add_field(a, x, "muc#roominfo_description", NULL, "Description", c->description) ||
-        !add_field(a, x, "muc#roominfo_subject", NULL, "Subject", c->subject) ||
-        !add_field(a, x, "muc#roominfo_occupants", NULL, "Number of occupants", occupants) ||
-        !add_field(a, x, "muc#roomconfig_roomname", NULL, "Name", c->name) ||
-        !add_field(a, x, "muc#roominfo_subjectmod", "boolean", "Occupants may change the subject",
-                   c->change_subject ? "1" : "0") ||
-        !add_field(a, x, "muc#maxhistoryfetch", NULL, "Messages of history sent on entry", hist))
+        !mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, MUC_NS_ROOMINFO) ||
+        !mp_form_field(a, x, "muc#roominfo_description", NULL, "Description", c->description) ||
+        !mp_form_field(a, x, "muc#roominfo_subject", NULL, "Subject", c->subject) ||
+        !mp_form_field(a, x, "muc#roominfo_occupants", NULL, "Number of occupants", occupants) ||
+        !mp_form_field(a, x, "muc#roomconfig_roomname", NULL, "Name", c->name) ||
+        !mp_form_field(a, x, "muc#roominfo_subjectmod", "boolean",
+                       "Occupants may change the subject", c->change_subject ? "1" : "0") ||
+        !mp_form_field(a, x, "muc#maxhistoryfetch", NULL, "Messages of history sent on entry",
+                       hist))
         return NULL;
     mp_xnode_append(q, x);
     return q;

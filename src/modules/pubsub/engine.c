@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "xml/escape.h"
+#include "xmpp/dataform.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,34 +32,14 @@ ps_new_id(ps_module *pm, char *out, size_t cap)
 
 /* ---- errors ---- */
 
-/* An error with a pubsub#errors condition (app may be NULL: the stanza condition alone). The
- * core's mp_iq_error knows no application conditions, so this one is built here and delivered
- * to the requesting session like any stanza from the service. */
+/* An error with a pubsub#errors condition (XEP-0060 §7-§8; app may be NULL: the stanza
+ * condition alone), feature='' when one is named. */
 static int
-ps_error(ps_ctx *cx, mp_iq *iq, const char *type, const char *cond, const char *app,
-         const char *feature)
+ps_error(mp_iq *iq, const char *type, const char *cond, const char *app, const char *feature)
 {
     if (!app)
         return mp_iq_error(iq, type, cond);
-    const char *from = iq->to[0] ? iq->to : cx->from_bare;
-    mp_buf b = {0};
-    mp_buf_puts(&b, "<iq type='error' id='");
-    mp_xml_escape_attr(&b, iq->id, strlen(iq->id));
-    mp_buf_puts(&b, "' from='");
-    mp_xml_escape_attr(&b, from, strlen(from));
-    mp_buf_printf(&b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/><%s xmlns='" PS_NS_ERRORS "'",
-                  type, cond, app);
-    if (feature) {
-        mp_buf_puts(&b, " feature='");
-        mp_xml_escape_attr(&b, feature, strlen(feature));
-        mp_buf_puts(&b, "'");
-    }
-    int rc = mp_buf_puts(&b, "/></error></iq>");
-    if (rc == 0)
-        rc = mp_core_deliver(iq->core, from, iq->from, strlen(iq->from), (const char *)b.data,
-                             b.len, MP_DELIVER_NO_OFFLINE);
-    mp_buf_free(&b);
-    return rc < 0 && rc != MP_ENOTFOUND ? mp_iq_error(iq, type, cond) : 0;
+    return mp_iq_error_app(iq, type, cond, PS_NS_ERRORS, app, "feature", feature);
 }
 
 static int
@@ -73,13 +54,13 @@ deny(ps_ctx *cx, mp_iq *iq, int verdict)
 {
     switch (verdict) {
     case PS_DENY_PRESENCE:
-        return ps_error(cx, iq, "auth", "not-authorized", "presence-subscription-required", NULL);
+        return ps_error(iq, "auth", "not-authorized", "presence-subscription-required", NULL);
     case PS_DENY_GROUP:
-        return ps_error(cx, iq, "auth", "not-authorized", "not-in-roster-group", NULL);
+        return ps_error(iq, "auth", "not-authorized", "not-in-roster-group", NULL);
     case PS_DENY_WHITELIST:
-        return ps_error(cx, iq, "cancel", "not-allowed", "closed-node", NULL);
+        return ps_error(iq, "cancel", "not-allowed", "closed-node", NULL);
     case PS_DENY_SUBSCRIBE:
-        return ps_error(cx, iq, "auth", "not-authorized", "not-subscribed", NULL);
+        return ps_error(iq, "auth", "not-authorized", "not-subscribed", NULL);
     default:
         return mp_iq_error(iq, "auth", "forbidden");
     }
@@ -88,7 +69,7 @@ deny(ps_ctx *cx, mp_iq *iq, int verdict)
 static int
 unsupported(ps_ctx *cx, mp_iq *iq, const char *feature)
 {
-    return ps_error(cx, iq, "cancel", "feature-not-implemented", "unsupported", feature);
+    return ps_error(iq, "cancel", "feature-not-implemented", "unsupported", feature);
 }
 
 /* ---- nodes ---- */
@@ -384,7 +365,7 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
 {
     const char *name = node_attr(pub);
     if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
     const mp_xnode *item = NULL;
     int nitems = 0;
     for (const mp_xnode *c = pub->children; c; c = c->next)
@@ -393,10 +374,10 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
             nitems++;
         }
     if (nitems > 1)
-        return ps_error(cx, iq, "modify", "bad-request", "invalid-payload", NULL);
+        return ps_error(iq, "modify", "bad-request", "invalid-payload", NULL);
     const mp_xnode *payload = item ? item->children : NULL;
     if (payload && payload->next)
-        return ps_error(cx, iq, "modify", "bad-request", "invalid-payload", NULL);
+        return ps_error(iq, "modify", "bad-request", "invalid-payload", NULL);
     const mp_xnode *optx = opts ? mp_xnode_child(opts, PS_NS_XDATA, "x") : NULL;
     if (opts && !optx)
         return mp_iq_error(iq, "modify", "bad-request");
@@ -408,7 +389,7 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
         if (rc < 0)
             return internal(cx, iq, rc, "serialize");
         if (len > cx->pm->max_payload)
-            return ps_error(cx, iq, "modify", "not-acceptable", "payload-too-big", NULL);
+            return ps_error(iq, "modify", "not-acceptable", "payload-too-big", NULL);
     }
 
     ps_node n;
@@ -428,7 +409,7 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
         const char *bad;
         if (optx &&
             ps_config_apply(&n.cfg, optx, PS_FORM_PUBOPTS, &cx->pm->lim, cx->arena, &bad) < 0)
-            return ps_error(cx, iq, "cancel", "conflict", "precondition-not-met", NULL);
+            return ps_error(iq, "cancel", "conflict", "precondition-not-met", NULL);
         rc = ps_create_node(cx, name, &n.cfg);
         if (rc < 0)
             return internal(cx, iq, rc, "auto-create");
@@ -439,7 +420,7 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
         if (rc < 0)
             return internal(cx, iq, rc, "preconditions");
         if (rc == 0)
-            return ps_error(cx, iq, "cancel", "conflict", "precondition-not-met", NULL);
+            return ps_error(iq, "cancel", "conflict", "precondition-not-met", NULL);
     }
     ps_who w;
     if ((rc = ps_who_of(cx, &n, cx->from_bare, &w)) < 0)
@@ -448,9 +429,9 @@ do_publish(ps_ctx *cx, mp_iq *iq, const mp_xnode *pub, const mp_xnode *opts)
     if (v != PS_ALLOW)
         return deny(cx, iq, v);
     if (n.cfg.persist_items && n.cfg.deliver_payloads && !payload)
-        return ps_error(cx, iq, "modify", "bad-request", "payload-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "payload-required", NULL);
     if (!n.cfg.persist_items && !n.cfg.deliver_payloads && payload)
-        return ps_error(cx, iq, "modify", "bad-request", "item-forbidden", NULL);
+        return ps_error(iq, "modify", "bad-request", "item-forbidden", NULL);
     char idbuf[32];
     const char *id = item ? mp_xnode_attr(item, "id") : NULL;
     if (id && strlen(id) > cx->pm->max_id_len)
@@ -486,11 +467,11 @@ do_retract(ps_ctx *cx, mp_iq *iq, const mp_xnode *r)
 {
     const char *name = node_attr(r);
     if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
     const mp_xnode *item = mp_xnode_child(r, PS_NS, "item");
     const char *id = item ? mp_xnode_attr(item, "id") : NULL;
     if (!id || !id[0])
-        return ps_error(cx, iq, "modify", "bad-request", "item-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "item-required", NULL);
     ps_node n;
     if (load_or_answer(cx, iq, name, &n) < 0)
         return 0;
@@ -557,7 +538,7 @@ do_items(ps_ctx *cx, mp_iq *iq, const mp_xnode *req)
 {
     const char *name = node_attr(req);
     if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
     ps_node n;
     if (load_or_answer(cx, iq, name, &n) < 0)
         return 0;
@@ -614,7 +595,7 @@ do_create(ps_ctx *cx, mp_iq *iq, const mp_xnode *create, const mp_xnode *configu
     int instant = !name;
     if (instant) {
         if (cx->pep)
-            return ps_error(cx, iq, "modify", "not-acceptable", "nodeid-required", NULL);
+            return ps_error(iq, "modify", "not-acceptable", "nodeid-required", NULL);
         ps_new_id(cx->pm, idbuf, sizeof idbuf);
         name = idbuf;
     }
@@ -649,7 +630,7 @@ owner_node(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, ps_node *n)
 {
     const char *name = node_attr(e);
     if (!name) {
-        ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
         return 0;
     }
     if (load_or_answer(cx, iq, name, n) < 0)
@@ -834,11 +815,11 @@ do_subscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const mp_xnode *options)
     const char *name = node_attr(e);
     const char *jid = mp_xnode_attr(e, "jid");
     if (!name)
-        return ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
     if (!jid || !jid[0])
-        return ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "jid-required", NULL);
     if (!jid_is_requester(cx, jid) || strlen(jid) > MAX_JID_LEN)
-        return ps_error(cx, iq, "modify", "bad-request", "invalid-jid", NULL);
+        return ps_error(iq, "modify", "bad-request", "invalid-jid", NULL);
     ps_node n;
     if (load_or_answer(cx, iq, name, &n) < 0)
         return 0;
@@ -873,7 +854,7 @@ do_subscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const mp_xnode *options)
         if ((rc = st->ops->ps_sub_list(st, cx->service, name, NULL, sub_of, &sl)) < 0)
             return internal(cx, iq, rc, "subscriptions");
         if (sl.count >= cx->pm->max_subs)
-            return ps_error(cx, iq, "wait", "policy-violation", "too-many-subscriptions", NULL);
+            return ps_error(iq, "wait", "policy-violation", "too-many-subscriptions", NULL);
         ps_new_id(cx->pm, idbuf, sizeof idbuf);
         subid = idbuf;
         state = v == PS_PENDING ? MP_PS_SUB_PENDING : MP_PS_SUB_SUBSCRIBED;
@@ -906,11 +887,11 @@ subscription_target(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, const char **name,
     *jid = mp_xnode_attr(e, "jid");
     *subid = mp_xnode_attr(e, "subid");
     if (!*name) {
-        ps_error(cx, iq, "modify", "bad-request", "nodeid-required", NULL);
+        ps_error(iq, "modify", "bad-request", "nodeid-required", NULL);
         return 1;
     }
     if (!*jid || !(*jid)[0]) {
-        ps_error(cx, iq, "modify", "bad-request", "jid-required", NULL);
+        ps_error(iq, "modify", "bad-request", "jid-required", NULL);
         return 1;
     }
     if (load_or_answer(cx, iq, *name, n) < 0)
@@ -935,13 +916,13 @@ do_unsubscribe(ps_ctx *cx, mp_iq *iq, const mp_xnode *e)
     if ((rc = find_subs(cx, name, jid, &so)) < 0)
         return internal(cx, iq, rc, "subscriptions");
     if (so.count == 0)
-        return ps_error(cx, iq, "cancel", "unexpected-request", "not-subscribed", NULL);
+        return ps_error(iq, "cancel", "unexpected-request", "not-subscribed", NULL);
     if (so.count > 1 && (!subid || !subid[0]))
-        return ps_error(cx, iq, "modify", "bad-request", "subid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "subid-required", NULL);
     mp_store *st = mp_core_store(cx->pm->core);
     rc = st->ops->ps_sub_delete(st, cx->service, name, jid, subid && subid[0] ? subid : NULL);
     if (rc == MP_ENOTFOUND)
-        return ps_error(cx, iq, "modify", "not-acceptable", "invalid-subid", NULL);
+        return ps_error(iq, "modify", "not-acceptable", "invalid-subid", NULL);
     if (rc < 0)
         return internal(cx, iq, rc, "unsubscribe");
     return mp_iq_result(iq, NULL);
@@ -983,11 +964,11 @@ do_options(ps_ctx *cx, mp_iq *iq, const mp_xnode *e, int set)
     if ((rc = st->ops->ps_sub_list(st, cx->service, name, jid, sub_pick, &os)) < 0)
         return internal(cx, iq, rc, "subscriptions");
     if (os.count == 0)
-        return ps_error(cx, iq, "cancel", "unexpected-request", "not-subscribed", NULL);
+        return ps_error(iq, "cancel", "unexpected-request", "not-subscribed", NULL);
     if (os.count > 1 && !os.subid)
-        return ps_error(cx, iq, "modify", "bad-request", "subid-required", NULL);
+        return ps_error(iq, "modify", "bad-request", "subid-required", NULL);
     if (!os.hit)
-        return ps_error(cx, iq, "modify", "not-acceptable", "invalid-subid", NULL);
+        return ps_error(iq, "modify", "not-acceptable", "invalid-subid", NULL);
     ps_subopts o;
     ps_subopts_decode(&o, os.found.options);
     if (set) {
@@ -1230,19 +1211,6 @@ collect_owner(const mp_ps_aff *a, void *ud)
     return 0;
 }
 
-static mp_xnode *
-form_field(mp_arena *a, mp_xnode *x, const char *var, const char *type, const char *label,
-           const char *value)
-{
-    mp_xnode *f = el(a, x, PS_NS_XDATA, "field");
-    mp_xnode *v = el(a, f, PS_NS_XDATA, "value");
-    if (!v || attr(a, f, "var", var) < 0 || (type && attr(a, f, "type", type) < 0) ||
-        (label && attr(a, f, "label", label) < 0) ||
-        mp_xnode_set_text(a, v, value, strlen(value)) < 0)
-        return NULL;
-    return f;
-}
-
 static void
 ask_owners(ps_ctx *cx, const ps_node *n, const char *jid, const char *subid)
 {
@@ -1262,12 +1230,12 @@ ask_owners(ps_ctx *cx, const ps_node *n, const char *jid, const char *subid)
     if (!t || attr(a, m, "from", cx->service) < 0 || attr(a, m, "id", id) < 0 ||
         attr(a, x, "type", "form") < 0 ||
         mp_xnode_set_text(a, t, "PubSub subscriber request", 25) < 0 ||
-        !form_field(a, x, "FORM_TYPE", "hidden", NULL, PS_FORM_AUTH) ||
-        !form_field(a, x, "pubsub#subid", "hidden", NULL, subid) ||
-        !form_field(a, x, "pubsub#node", "text-single", "Node ID", n->name) ||
-        !form_field(a, x, "pubsub#subscriber_jid", "jid-single", "Subscriber Address", jid) ||
-        !form_field(a, x, "pubsub#allow", "boolean",
-                    "Allow this JID to subscribe to this pubsub node?", "false"))
+        !mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, PS_FORM_AUTH) ||
+        !mp_form_field(a, x, "pubsub#subid", "hidden", NULL, subid) ||
+        !mp_form_field(a, x, "pubsub#node", "text-single", "Node ID", n->name) ||
+        !mp_form_field(a, x, "pubsub#subscriber_jid", "jid-single", "Subscriber Address", jid) ||
+        !mp_form_field(a, x, "pubsub#allow", "boolean",
+                       "Allow this JID to subscribe to this pubsub node?", "false"))
         return;
     for (size_t i = 0; i < o.n; i++)
         ps_deliver(cx, jids[i], m);

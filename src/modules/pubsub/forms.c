@@ -3,6 +3,7 @@
 #include "modules/pubsub/pubsub.h"
 #include "router/subscription.h"
 #include "base/err.h"
+#include "xmpp/dataform.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -317,26 +318,10 @@ ps_config_preconditions(const ps_config *c, const mp_xnode *x, const ps_limits *
 
 /* ---- writing forms ---- */
 
-static mp_xnode *
-add_field(mp_arena *a, mp_xnode *x, const char *var, const char *type, const char *label)
-{
-    mp_xnode *f = mp_xnode_new(a, PS_NS_XDATA, "field");
-    if (!f || mp_xnode_set_attr(a, f, "var", var) < 0 ||
-        (type && mp_xnode_set_attr(a, f, "type", type) < 0) ||
-        (label && mp_xnode_set_attr(a, f, "label", label) < 0))
-        return NULL;
-    mp_xnode_append(x, f);
-    return f;
-}
-
 static int
 add_value(mp_arena *a, mp_xnode *f, const char *v)
 {
-    mp_xnode *n = mp_xnode_new(a, PS_NS_XDATA, "value");
-    if (!n || (v[0] && mp_xnode_set_text(a, n, v, strlen(v)) < 0))
-        return MP_ENOMEM;
-    mp_xnode_append(f, n);
-    return 0;
+    return mp_form_value(a, f, v) ? 0 : MP_ENOMEM;
 }
 
 static int
@@ -358,7 +343,7 @@ ps_config_form(const ps_config *c, const char *type, mp_arena *a)
     mp_xnode *x = mp_xnode_new(a, PS_NS_XDATA, "x");
     if (!x || mp_xnode_set_attr(a, x, "type", type) < 0)
         return NULL;
-    mp_xnode *f = add_field(a, x, "FORM_TYPE", "hidden", NULL);
+    mp_xnode *f = mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, NULL);
     if (!f || add_value(a, f, PS_FORM_CONFIG) < 0)
         return NULL;
     char num[32];
@@ -378,8 +363,8 @@ ps_config_form(const ps_config *c, const char *type, mp_arena *a)
         [C_NOTIFICATION_TYPE] = notification_names[c->notification_type],
     };
     for (int i = 0; i < C_COUNT; i++) {
-        f = add_field(a, x, cfields[i].var, full ? cfields[i].type : NULL,
-                      full ? cfields[i].label : NULL);
+        f = mp_form_field(a, x, cfields[i].var, full ? cfields[i].type : NULL,
+                          full ? cfields[i].label : NULL, NULL);
         if (!f)
             return NULL;
         int rc = 0;
@@ -475,7 +460,7 @@ ps_subopts_form(const ps_subopts *o, const char *type, mp_arena *a)
     mp_xnode *x = mp_xnode_new(a, PS_NS_XDATA, "x");
     if (!x || mp_xnode_set_attr(a, x, "type", type) < 0)
         return NULL;
-    mp_xnode *f = add_field(a, x, "FORM_TYPE", "hidden", NULL);
+    mp_xnode *f = mp_form_field(a, x, "FORM_TYPE", "hidden", NULL, NULL);
     if (!f || add_value(a, f, PS_FORM_SUBOPTS) < 0)
         return NULL;
     struct {
@@ -486,7 +471,7 @@ ps_subopts_form(const ps_subopts *o, const char *type, mp_arena *a)
         {"pubsub#digest", "Receive digest notifications (approx. one per day)?", o->digest},
         {"pubsub#include_body", "Receive message body in addition to payload?", o->include_body}};
     for (size_t i = 0; i < NELEM(fs); i++) {
-        f = add_field(a, x, fs[i].var, "boolean", fs[i].label);
+        f = mp_form_field(a, x, fs[i].var, "boolean", fs[i].label, NULL);
         if (!f || add_value(a, f, fs[i].v ? "1" : "0") < 0)
             return NULL;
     }
