@@ -184,6 +184,12 @@ int mp_core_send_iq(struct mp_core *core, const char *from, const char *to, cons
                     const char *payload, size_t len, unsigned timeout_ms, mp_iq_answer_fn fn,
                     void *ud);
 
+/* XEP-0153 / XEP-0398: an account's avatar changed; hash is the SHA-1 (hex) of the image, ""
+ * for none. Kept (storage kind "avatar") and put into the account's available presence from
+ * then on while pubsub.avatar_conversion is on. 0 or MP_E*. */
+int mp_core_avatar_set(struct mp_core *core, const char *domain, const char *node,
+                       const char *hash);
+
 /* Available resources of a local account (bare, prepared): cb gets each full JID and its
  * priority. Returns how many there are (cb may be NULL to count). */
 int mp_core_resources(struct mp_core *core, const char *bare,

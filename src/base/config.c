@@ -355,6 +355,8 @@ static const struct key pubsub_keys[] = {
      "longest node name or item id, in bytes"},
     {"max_node_entries", K_INT, F(pubsub_max_node_entries), 1, 10000000, NULL,
      "affiliations, and subscriptions, a node's owners may set for other JIDs"},
+    {"avatar_conversion", K_BOOL, F(pubsub_avatar_conversion), 0, 0, NULL,
+     "XEP-0398: PEP avatars copied to the vCard and back, their hash put in presence"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -679,6 +681,7 @@ mp_config_defaults(mp_config *cfg)
     cfg->pubsub_max_subs = 16;
     cfg->pubsub_max_id_len = 1024;
     cfg->pubsub_max_node_entries = 1000;
+    cfg->pubsub_avatar_conversion = 1;
     if ((cfg->pubsub_label = strdup("pubsub")) == NULL)
         goto fail;
     cfg->acl_see_presence = MP_SEE_ALL;

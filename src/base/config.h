@@ -204,6 +204,7 @@ typedef struct mp_config {
     int pubsub_max_subs;       /* pubsub.max_subscriptions: per account and node, default 16 */
     int pubsub_max_id_len;     /* pubsub.max_id_length: node names, item ids; default 1024 */
     int pubsub_max_node_entries; /* pubsub.max_node_entries: owner-set rows per node, 1000 */
+    int pubsub_avatar_conversion; /* pubsub.avatar_conversion: XEP-0398, default on */
 
     /* modules: list of module names to load, default ping, disco, version, time, last,
      * vcard, private, search */

@@ -1,17 +1,20 @@
 /* XEP-0054 vcard-temp: each account has one vCard, stored as one document (kind "vcard", key
  * ""). The owner writes it; anyone may read it through the account's bare JID, as ejabberd and
- * Prosody do by default. XEP-0153 avatars need nothing more from the server: PHOTO (with its
- * base64 BINVAL) is stored and returned as sent, and presence is not rewritten. */
+ * Prosody do by default. PHOTO (with its base64 BINVAL) is stored and returned as sent; its hash
+ * goes to the core, which puts it into the account's presence (XEP-0153, XEP-0398 §4), and to
+ * PEP as a XEP-0084 avatar (XEP-0398 §3.2, pubsub/avatar.c). */
 #include "magpie/module.h"
 #include "router/core.h"
 #include "storage/store.h"
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "modules/pubsub/avatar.h"
+#include "xmpp/avatar.h"
 
 #include <string.h>
 
-#define NS_VCARD "vcard-temp"
+#define NS_VCARD MP_NS_VCARD
 #define KIND_VCARD "vcard"
 
 static int
@@ -59,6 +62,9 @@ vcard_set(mp_iq *iq, void *ud)
     const char *node, *domain;
     if (mp_iq_account_of(iq, iq->from, &node, &domain) < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
+    char hash[MP_AVATAR_HASH_LEN + 1];
+    if (mp_vcard_photo_hash(iq->payload, hash) < 0)
+        return mp_iq_error(iq, "modify", "bad-request"); /* a BINVAL that is not base64 */
     mp_buf doc = {0};
     if (mp_xnode_serialize(&doc, iq->payload, "jabber:client") < 0) {
         mp_buf_free(&doc);
@@ -80,6 +86,9 @@ vcard_set(mp_iq *iq, void *ud)
         mp_warn("vcard of %s@%s: not stored: %s", node, domain, mp_strerror(rc));
         return mp_iq_error(iq, "wait", "internal-server-error");
     }
+    if ((rc = mp_core_avatar_set(iq->core, domain, node, hash)) < 0)
+        mp_warn("avatar of %s@%s: hash not stored: %s", node, domain, mp_strerror(rc));
+    mp_pubsub_avatar_from_vcard(iq->core, domain, node, iq->payload);
     return mp_iq_result(iq, NULL);
 }
 

@@ -65,6 +65,8 @@ struct mp_user {
     int count;
     size_t bare_len;
     struct mp_privacy *privacy; /* privacy lists (router/privacy.h), NULL when none */
+    uint8_t avatar_known;       /* avatar read from storage (router/avatar.c) */
+    char avatar[41];            /* its SHA-1 in hex, "" for none */
     char bare[]; /* "node@domain" */
 };
 
@@ -165,6 +167,12 @@ void mp_route_error(mp_core *core, mp_cstream *to, int el_kind, const char *from
 
 /* presence.c: the presence engine (RFC 6121 §3, §4) */
 void mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f);
+/* XEP-0398 §4 (router/avatar.c): when s's account has an avatar and the available presence
+ * (bytes, el its tree or NULL) does not name a photo itself, *out is the presence with
+ * <x xmlns='vcard-temp:x:update'><photo>SHA-1</photo></x> and 1 is returned; else 0 and
+ * bytes stand. out is the caller's, reset first. */
+int mp_avatar_presence(mp_core *core, mp_cstream *s, const char *bytes, size_t len,
+                       const struct mp_xnode *el, mp_buf *out);
 void mp_presence_session_end(mp_core *core, mp_cstream *s);
 /* The user of session s sends a subscription stanza of type (enum mp_sub_type) to the bare
  * JID contact (outbound processing, RFC 6121 §3). */

@@ -323,6 +323,11 @@ go_available(mp_core *core, mp_cstream *s, const mp_frame *f)
             s->priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
         }
     }
+    mp_buf av = {0}; /* XEP-0398: the avatar's hash put in */
+    if (mp_avatar_presence(core, s, bytes, len, el, &av)) {
+        bytes = av.data;
+        len = av.len;
+    }
     char *copy = malloc(len);
     if (copy) {
         memcpy(copy, bytes, len);
@@ -337,6 +342,7 @@ go_available(mp_core *core, mp_cstream *s, const mp_frame *f)
     to_roster(core, s, bytes, len, initial);
     if (initial && s->priority >= 0)
         offline_flush(core, s);
+    mp_buf_free(&av);
     mp_hooks_presence(core, s->full, el, initial); /* PEP, entity capabilities */
 }
 
@@ -377,6 +383,13 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         return; /* acl.see_presence */
     if (mp_privacy_blocks(core, s, MP_PRIV_POUT, mp_frame_to(f), f->to_len))
         return; /* XEP-0016 presence-out, XEP-0126 invisibility */
+    const char *bytes = mp_frame_payload(f);
+    size_t len = f->payload_len;
+    mp_buf av = {0}; /* XEP-0398 §4: directed presence carries the avatar too */
+    if (f->type_len == 0 && mp_avatar_presence(core, s, bytes, len, NULL, &av)) {
+        bytes = av.data;
+        len = av.len;
+    }
     mp_user *u = mp_core_user(core, bare, (size_t)bl);
     for (mp_cstream *r = u ? u->resources : NULL; r; r = r->next_res) {
         if (to->resource_len) {
@@ -389,8 +402,9 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
         if (mp_privacy_blocks(core, r, MP_PRIV_PIN, s->full, s->full_len))
             continue;
         core->stats.stanzas_routed++;
-        mp_csi_send(core, r, mp_frame_payload(f), f->payload_len);
+        mp_csi_send(core, r, bytes, len);
     }
+    mp_buf_free(&av);
     if (mp_frame_type_is(f, "error"))
         return;
     char full[JID_MAX];
@@ -408,8 +422,15 @@ component_presence(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid
 {
     if (mp_privacy_blocks(core, s, MP_PRIV_POUT, mp_frame_to(f), f->to_len))
         return;
-    int rc = mp_component_stanza(core, c, s, s->full, s->full_len, to, MP_EL_PRESENCE,
-                                 mp_frame_payload(f), f->payload_len);
+    const char *bytes = mp_frame_payload(f);
+    size_t len = f->payload_len;
+    mp_buf av = {0}; /* XEP-0398 §4: "such as MUC joins" */
+    if (f->type_len == 0 && mp_avatar_presence(core, s, bytes, len, NULL, &av)) {
+        bytes = av.data;
+        len = av.len;
+    }
+    int rc = mp_component_stanza(core, c, s, s->full, s->full_len, to, MP_EL_PRESENCE, bytes, len);
+    mp_buf_free(&av);
     if (rc < 0 || mp_frame_type_is(f, "error") || mp_frame_type_is(f, "probe") ||
         mp_sub_type_parse(mp_frame_type(f), f->type_len) >= 0)
         return;

@@ -9,8 +9,8 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "xmpp/avatar.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 #define NS_PING "urn:xmpp:ping"
 #define NS_VCARD "vcard-temp"
 #define KIND_VCARD "muc-vcard"
+#define KIND_ACCOUNT_VCARD "vcard" /* the vcard module's */
 #define VCARD_MAX (256 * 1024) /* a room's vCard, photo included */
 
 /* The module's state: one service per process (modules are loaded once per core). */
@@ -334,69 +335,65 @@ ping(mp_iq *iq, void *ud)
 
 /* ---- the room's vCard (XEP-0054 on the room, XEP-0153 avatar hash) ---- */
 
+/* The vCard stored for (domain, node) under kind (a room's or an account's) into *el;
+ * MP_ENOTFOUND when there is none. */
+static int
+stored_vcard(mp_iq *iq, const char *domain, const char *node, const char *kind, mp_xnode **el)
+{
+    mp_store *st = mp_core_store(iq->core);
+    mp_buf doc = {0};
+    int rc = st->ops->blob_get(st, domain, node, kind, "", &doc);
+    if (rc == 0 && doc.len == 0)
+        rc = MP_ENOTFOUND;
+    if (rc == 0) {
+        mp_xml_parser *p = mp_xml_parser_new();
+        rc = p ? mp_xml_parse(p, iq->arena, "jabber:client", doc.data, doc.len, el) : MP_ENOMEM;
+        mp_xml_parser_free(p);
+    }
+    mp_buf_free(&doc);
+    return rc;
+}
+
+/* XEP-0153 in rooms: an occupant's avatar hash comes in its presence, and clients ask
+ * room/nick for the image. Clients do not answer vCard requests themselves, so for a local
+ * occupant the room answers from the account's vCard, in the occupant's name (its real JID
+ * stays hidden); Prosody and ejabberd send such requests to the bare JID for the same reason. */
+static int
+occupant_vcard(mp_iq *iq, muc_room *room, const char *nick)
+{
+    muc_occupant *o = room ? muc_occupant_by_nick(room, nick) : NULL;
+    const char *at = o ? strchr(o->bare, '@') : NULL;
+    if (!o || !at || !muc_occupant_by_real(room, iq->from) ||
+        !mp_config_is_host(mp_core_config(iq->core), at + 1, strlen(at + 1)))
+        return muc_room_iq_forward(the_svc, iq); /* its errors, or a remote occupant */
+    const char *node = mp_arena_strndup(iq->arena, o->bare, (size_t)(at - o->bare));
+    mp_xnode *el = NULL;
+    int rc = node ? stored_vcard(iq, at + 1, node, KIND_ACCOUNT_VCARD, &el) : MP_ENOMEM;
+    if (rc == MP_ENOTFOUND)
+        return mp_iq_error(iq, "cancel", "item-not-found"); /* XEP-0054 §3.3 */
+    if (rc < 0)
+        return mp_iq_error(iq, "wait", "internal-server-error");
+    return mp_iq_result(iq, el);
+}
+
 static int
 vcard_get(mp_iq *iq, void *ud)
 {
     const char *nick;
     muc_room *room = iq_room(iq, &nick);
     if (nick)
-        return muc_room_iq_forward(the_svc, iq);
+        return occupant_vcard(iq, room, nick);
     if (!room || !room_visible(iq, room))
         return mp_iq_error(iq, "cancel", "item-not-found");
-    mp_store *st = mp_core_store(iq->core);
-    mp_buf doc = {0};
     mp_xnode *el = NULL;
-    int rc = st->ops->blob_get(st, room->domain, room->node, KIND_VCARD, "", &doc);
+    int rc = stored_vcard(iq, room->domain, room->node, KIND_VCARD, &el);
     if (rc == MP_ENOTFOUND) {
         el = mp_xnode_new(iq->arena, NS_VCARD, "vCard");
         rc = el ? 0 : MP_ENOMEM;
-    } else if (rc == 0) {
-        mp_xml_parser *p = mp_xml_parser_new();
-        rc = p ? mp_xml_parse(p, iq->arena, "jabber:client", doc.data, doc.len, &el) : MP_ENOMEM;
-        mp_xml_parser_free(p);
     }
-    mp_buf_free(&doc);
     if (rc < 0)
         return mp_iq_error(iq, "wait", "internal-server-error");
     return mp_iq_result(iq, el);
-}
-
-/* SHA-1 (hex) of the decoded PHOTO/BINVAL, "" when there is none. 0 or MP_EINVAL. */
-static int
-photo_hash(const mp_xnode *vcard, char hex[41])
-{
-    hex[0] = '\0';
-    const mp_xnode *photo = mp_xnode_child(vcard, NS_VCARD, "PHOTO");
-    const mp_xnode *bin = photo ? mp_xnode_child(photo, NS_VCARD, "BINVAL") : NULL;
-    if (!bin || !bin->text_len)
-        return 0;
-    size_t n = 0;
-    unsigned char *b64 = malloc(bin->text_len + 1);
-    unsigned char *raw = malloc(bin->text_len + 1);
-    int rc = MP_EINVAL;
-    if (!b64 || !raw)
-        goto out;
-    for (size_t i = 0; i < bin->text_len; i++)
-        if (bin->text[i] != ' ' && bin->text[i] != '\n' && bin->text[i] != '\r' &&
-            bin->text[i] != '\t')
-            b64[n++] = (unsigned char)bin->text[i];
-    if (n == 0 || n % 4)
-        goto out;
-    int dl = EVP_DecodeBlock(raw, b64, (int)n);
-    if (dl < 0)
-        goto out;
-    dl -= (b64[n - 1] == '=') + (b64[n - 2] == '='); /* DecodeBlock counts the padding */
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdl = 0;
-    if (!EVP_Digest(raw, (size_t)dl, md, &mdl, EVP_sha1(), NULL))
-        goto out;
-    for (unsigned i = 0; i < mdl && i < 20; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    rc = 0;
-out:
-    free(b64);
-    free(raw);
-    return rc;
 }
 
 static int
@@ -412,7 +409,7 @@ vcard_set(mp_iq *iq, void *ud)
     if (!bare || muc_affil_of(room, bare) != MUC_OWNER)
         return mp_iq_error(iq, "auth", "forbidden"); /* XEP-0486 §3: owners only */
     char hash[41];
-    if (photo_hash(iq->payload, hash) < 0)
+    if (mp_vcard_photo_hash(iq->payload, hash) < 0)
         return mp_iq_error(iq, "modify", "bad-request");
     mp_buf doc = {0};
     int rc = mp_xnode_serialize(&doc, iq->payload, "jabber:client");

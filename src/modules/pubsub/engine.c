@@ -343,6 +343,8 @@ ps_publish_item(ps_ctx *cx, const ps_node *n, const char *id, const mp_xnode *pa
     ps_notify_items(cx, n, id, payload, cx->from, 0);
     if (cx->pep && strcmp(n->name, PS_NS_BOOKMARKS) == 0)
         ps_bookmarks_to_private(cx);
+    if (cx->pep && strcmp(n->name, "urn:xmpp:avatar:metadata") == 0)
+        ps_avatar_on_publish(cx, payload);
     return 0;
 }
 

@@ -7,6 +7,7 @@
  *   notify.c     notifications and the last published item (+notify filtering for PEP)
  *   service.c    the module: the component, the PEP handlers on accounts, hooks, disco
  *   bookmarks.c  XEP-0402 bookmarks kept in sync with XEP-0048 private storage (XEP-0411)
+ *   avatar.c     XEP-0398: PEP avatars kept in sync with the vCard PHOTO
  *
  * A service is named by its JID: the component's JID or the account's bare JID; storage keys
  * everything by it (storage/store.h, ps_* operations). */
@@ -156,6 +157,7 @@ typedef struct ps_module {
     size_t max_id_len;    /* bytes of a node name or an item id */
     int max_node_entries; /* affiliations, or subscriptions, an owner may set on one node */
     int syncing;          /* bookmarks.c: a change coming from private storage */
+    int avatar_syncing;   /* avatar.c: a PEP avatar published from the vCard */
 } ps_module;
 
 /* One request against one service. */
@@ -202,6 +204,9 @@ int ps_deliver(ps_ctx *cx, const char *to, const mp_xnode *msg);
 void ps_on_caps(struct mp_core *core, const char *full, void *ud);
 void ps_on_presence(struct mp_core *core, const char *full, const mp_xnode *presence, int initial,
                     void *ud);
+
+/* avatar.c: after a publish to the account's urn:xmpp:avatar:metadata (XEP-0398 §3.1) */
+void ps_avatar_on_publish(ps_ctx *cx, const mp_xnode *metadata);
 
 /* bookmarks.c: after a change of the PEP bookmarks node, rewrite the legacy document */
 void ps_bookmarks_to_private(ps_ctx *cx);

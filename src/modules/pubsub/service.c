@@ -328,6 +328,8 @@ pubsub_load(mp_module *m)
         rc = mp_module_feature(m, PS_NS_BOOKMARKS "#compat");
     if (rc == 0)
         rc = mp_module_feature(m, "urn:xmpp:bookmarks-conversion:0");
+    if (rc == 0 && cfg->pubsub_avatar_conversion) /* XEP-0398 §2, on the account */
+        rc = mp_module_account_feature(m, "urn:xmpp:pep-vcard-conversion:0");
     if (rc == 0)
         rc = mp_module_on_presence(m, ps_on_presence, pm);
     if (rc == 0) {
