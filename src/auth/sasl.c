@@ -45,6 +45,14 @@ struct mp_sasl {
     int tls_required;
     unsigned iterations; /* for the made-up credentials of unknown users */
     unsigned char secret[32];
+    int defer_plain; /* PLAIN checks are handed to the caller (MP_SASL_PENDING) */
+};
+
+/* A PLAIN password check taken out of its session: nothing in it is shared. */
+struct mp_sasl_check {
+    char *password;
+    mp_user_cred cred;
+    int ok;
 };
 
 enum scram_phase { SCRAM_FIRST = 0, SCRAM_FINAL };
@@ -80,7 +88,8 @@ struct mp_sasl_session {
     int bad_authzid; /* authzid names someone else */
     int success;
     char node[MP_JID_PART_MAX + 1];
-    scram_state *scram; /* SCRAM only */
+    scram_state *scram;   /* SCRAM only */
+    mp_sasl_check *check; /* PLAIN, deferred: the check waiting to be taken */
 };
 
 static const struct {
@@ -227,7 +236,20 @@ validate_plain(mp_sasl_session *ss)
         OPENSSL_cleanse(&cred, sizeof cred);
         return GSASL_AUTHENTICATION_ERROR;
     }
-    /* Unknown users pay the same PBKDF2 as real ones. */
+    /* Unknown users pay the same PBKDF2 as real ones, deferred or not. */
+    if (ss->s->defer_plain) {
+        mp_sasl_check *c = calloc(1, sizeof *c);
+        if (c && (c->password = strdup(password)) != NULL) {
+            c->cred = cred;
+            ss->check = c;
+        } else {
+            free(c);
+            ss->temp_fail = 1;
+        }
+        OPENSSL_cleanse(&cred, sizeof cred);
+        /* gsasl's step ends here whatever the password; the check decides (plain_step) */
+        return GSASL_AUTHENTICATION_ERROR;
+    }
     int ok = mp_scram_check_password(password, &cred);
     OPENSSL_cleanse(&cred, sizeof cred);
     return ok && !ss->doomed ? GSASL_OK : GSASL_AUTHENTICATION_ERROR;
@@ -427,6 +449,14 @@ plain_step(mp_sasl_session *ss, const char *in, size_t inlen, char **out_b64, in
     size_t outlen = 0;
     int rc = gsasl_step(ss->gs, in, inlen, &out, &outlen);
 
+    if (ss->check) { /* deferred: the message parsed, the account looked up */
+        gsasl_free(out);
+        if (ss->temp_fail || ss->bad_authzid) {
+            mp_sasl_check_free(mp_sasl_take_check(ss));
+            return fail(ss, plain_map_error(ss, GSASL_AUTHENTICATION_ERROR), failure);
+        }
+        return MP_SASL_PENDING;
+    }
     if (rc == GSASL_NEEDS_MORE || rc == GSASL_OK) {
         if (ss->temp_fail || ss->bad_authzid || (rc == GSASL_OK && ss->doomed)) {
             gsasl_free(out);
@@ -788,6 +818,53 @@ mp_sasl_step(mp_sasl_session *ss, const char *in_b64, size_t in_len, char **out_
     return res;
 }
 
+void
+mp_sasl_defer_plain(mp_sasl *s, int on)
+{
+    s->defer_plain = on;
+}
+
+mp_sasl_check *
+mp_sasl_take_check(mp_sasl_session *ss)
+{
+    mp_sasl_check *c = ss->check;
+    ss->check = NULL;
+    return c;
+}
+
+void
+mp_sasl_check_run(mp_sasl_check *c)
+{
+    c->ok = mp_scram_check_password(c->password, &c->cred);
+}
+
+void
+mp_sasl_check_free(mp_sasl_check *c)
+{
+    if (!c)
+        return;
+    OPENSSL_cleanse(c->password, strlen(c->password));
+    free(c->password);
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+int
+mp_sasl_check_finish(mp_sasl_session *ss, mp_sasl_check *c, int *failure)
+{
+    int ok = c->ok;
+    mp_sasl_check_free(c);
+    *failure = MP_SASL_F_NONE;
+    if (ss->finished)
+        return fail(ss, MP_SASL_F_MALFORMED_REQUEST, failure);
+    if (!ok || ss->doomed || !ss->node_ok)
+        return fail(ss, plain_map_error(ss, GSASL_AUTHENTICATION_ERROR), failure);
+    ss->finished = 1;
+    ss->success = 1;
+    mp_debug("sasl: %s succeeded for %s@%s", ss->mech, ss->node, ss->domain);
+    return MP_SASL_SUCCESS;
+}
+
 const char *
 mp_sasl_username(const mp_sasl_session *ss)
 {
@@ -813,6 +890,7 @@ mp_sasl_session_free(mp_sasl_session *ss)
         return;
     if (ss->gs)
         gsasl_finish(ss->gs);
+    mp_sasl_check_free(ss->check);
     if (ss->scram) {
         free(ss->scram->gs2);
         free(ss->scram->nonce);

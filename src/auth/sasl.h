@@ -12,7 +12,12 @@ struct mp_store;
 typedef struct mp_sasl mp_sasl;                 /* one per process (holds a Gsasl * for PLAIN) */
 typedef struct mp_sasl_session mp_sasl_session; /* one per authentication exchange */
 
-enum mp_sasl_result { MP_SASL_CONTINUE = 0, MP_SASL_SUCCESS = 1, MP_SASL_FAILURE = 2 };
+enum mp_sasl_result {
+    MP_SASL_CONTINUE = 0,
+    MP_SASL_SUCCESS = 1,
+    MP_SASL_FAILURE = 2,
+    MP_SASL_PENDING = 3, /* a PLAIN password check waits to be run (mp_sasl_defer_plain) */
+};
 
 /* RFC 6120 §6.5 failure conditions. */
 enum mp_sasl_failure {
@@ -63,6 +68,23 @@ int mp_sasl_start(mp_sasl *s, const char *mech, const char *domain, const mp_sas
  * exactly like wrong passwords, at the same step. */
 int mp_sasl_step(mp_sasl_session *ss, const char *in_b64, size_t in_len, char **out_b64,
                  int *failure);
+
+/* PLAIN's password check is a PBKDF2 of the offered password (4096 iterations, about 0.5 ms):
+ * too long for the core thread, which routes every stanza meanwhile. With deferral on, a PLAIN
+ * step that gets as far as the password returns MP_SASL_PENDING instead; the caller takes the
+ * check out of the session, runs it on any thread, and ends the step with
+ * mp_sasl_check_finish on the session's thread. Off (the default) the check runs inline. */
+typedef struct mp_sasl_check mp_sasl_check;
+void mp_sasl_defer_plain(mp_sasl *s, int on);
+/* After PENDING: the check, now the caller's (NULL when there is none). */
+mp_sasl_check *mp_sasl_take_check(mp_sasl_session *ss);
+/* The PBKDF2 and compare; touches nothing but c, so it may run on a worker thread. */
+void mp_sasl_check_run(mp_sasl_check *c);
+/* End the pending step with the check's outcome: MP_SASL_SUCCESS or MP_SASL_FAILURE (with
+ * *failure set as mp_sasl_step would). Frees c. */
+int mp_sasl_check_finish(mp_sasl_session *ss, mp_sasl_check *c, int *failure);
+/* Free a check that will not be finished (its session went away). NULL is fine. */
+void mp_sasl_check_free(mp_sasl_check *c);
 
 /* After SUCCESS: the authenticated, nodeprep'd local part; NULL before. */
 const char *mp_sasl_username(const mp_sasl_session *ss);

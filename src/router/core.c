@@ -349,6 +349,8 @@ mp_core_new(uv_loop_t *loop, const mp_config *cfg, mp_store *st, mp_link *links,
         core->links[i].wake.data = &core->links[i];
     }
     rc = mp_sasl_new(st, cfg, &core->sasl);
+    if (rc == 0) /* PLAIN's PBKDF2 goes to the thread pool (router/stream.c) */
+        mp_sasl_defer_plain(core->sasl, 1);
     if (rc < 0)
         goto fail;
     mp_throttle_init(core);

@@ -32,6 +32,7 @@ typedef struct mp_cstream {
     int priority;
     int64_t since;
     struct mp_sasl_session *sasl;
+    struct sasl_job *sasl_job; /* its PLAIN check running on the thread pool (stream.c) */
     unsigned char *cb; /* channel binding data from the mux, until authenticated */
     size_t cb_len;
     char *node;            /* authenticated local part */

@@ -175,9 +175,22 @@ sasl_failure(mp_core *core, mp_cstream *s, int failure, int delay_ms)
     send_later(core, s, buf, (size_t)n, delay_ms);
 }
 
+/* A PLAIN password check on the libuv thread pool: the core thread goes on routing while the
+ * PBKDF2 runs. The job knows its stream only by connection id; the stream knows its job while
+ * it waits for it, and forgets it when it goes or starts over. */
+typedef struct sasl_job {
+    uv_work_t req;
+    mp_core *core;
+    uint64_t conn;
+    mp_sasl_check *check;
+} sasl_job;
+
+static void sasl_outcome(mp_core *core, mp_cstream *s, int r, char *out, int failure);
+
 static void
 sasl_done(mp_core *core, mp_cstream *s)
 {
+    s->sasl_job = NULL; /* a check still running finds nobody waiting and is dropped */
     if (s->sasl) {
         mp_sasl_session_free(s->sasl);
         s->sasl = NULL;
@@ -185,12 +198,73 @@ sasl_done(mp_core *core, mp_cstream *s)
 }
 
 static void
+sasl_job_run(uv_work_t *req)
+{
+    sasl_job *job = req->data;
+    mp_sasl_check_run(job->check);
+}
+
+static void
+sasl_job_done(uv_work_t *req, int status)
+{
+    sasl_job *job = req->data;
+    mp_core *core = job->core;
+    mp_cstream *s = core->stopping ? NULL : mp_core_stream(core, job->conn);
+    if (status < 0 || !s || s->sasl_job != job || !s->sasl) {
+        mp_sasl_check_free(job->check);
+        free(job);
+        return;
+    }
+    s->sasl_job = NULL;
+    int failure = 0;
+    int r = mp_sasl_check_finish(s->sasl, job->check, &failure);
+    free(job);
+    sasl_outcome(core, s, r, NULL, failure);
+}
+
+/* MP_SASL_PENDING: hand the check to the pool; inline when that cannot be done. */
+static void
+sasl_defer(mp_core *core, mp_cstream *s)
+{
+    sasl_job *job = calloc(1, sizeof *job);
+    mp_sasl_check *c = mp_sasl_take_check(s->sasl);
+    if (job && c) {
+        job->req.data = job;
+        job->core = core;
+        job->conn = s->conn;
+        job->check = c;
+        if (uv_queue_work(core->loop, &job->req, sasl_job_run, sasl_job_done) == 0) {
+            s->sasl_job = job;
+            return;
+        }
+    }
+    free(job);
+    int failure = MP_SASL_F_TEMPORARY_AUTH_FAILURE, r = MP_SASL_FAILURE;
+    if (c) {
+        mp_sasl_check_run(c);
+        r = mp_sasl_check_finish(s->sasl, c, &failure);
+    }
+    sasl_outcome(core, s, r, NULL, failure);
+}
+
+static void
 sasl_step(mp_core *core, mp_cstream *s, const char *text, size_t len)
 {
     char *out = NULL;
     int failure = 0;
-    char account[2 * MP_JID_PART_MAX + 2];
     int r = mp_sasl_step(s->sasl, text, len, &out, &failure);
+    if (r == MP_SASL_PENDING)
+        sasl_defer(core, s);
+    else
+        sasl_outcome(core, s, r, out, failure);
+}
+
+/* What a step (or a deferred check) came to: a challenge, success or failure. out is the
+ * step's additional data, freed here. */
+static void
+sasl_outcome(mp_core *core, mp_cstream *s, int r, char *out, int failure)
+{
+    char account[2 * MP_JID_PART_MAX + 2];
     const char *user = mp_sasl_username(s->sasl);
     const char *host = core->cfg->hosts[s->host];
     mp_buf *b = &core->scratch;
@@ -503,6 +577,12 @@ check_password(mp_core *core, mp_cstream *s, const char *user, const char *passw
     *failure = 0;
     r = mp_sasl_step(ss, b64, (size_t)n, &extra, failure);
     free(extra);
+    if (r == MP_SASL_PENDING) { /* XEP-0078 is rare: its check runs inline */
+        mp_sasl_check *c = mp_sasl_take_check(ss);
+        if (c)
+            mp_sasl_check_run(c);
+        r = c ? mp_sasl_check_finish(ss, c, failure) : MP_SASL_FAILURE;
+    }
     const char *who = r == MP_SASL_SUCCESS ? mp_sasl_username(ss) : mp_sasl_attempted_user(ss);
     if (who)
         snprintf(attempted, att_cap, "%s", who);

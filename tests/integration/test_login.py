@@ -199,3 +199,62 @@ def test_repeated_failures_get_slower(make_server):
         f"6th failed login answered in {times[5]:.2f}s, 1st in {times[0]:.2f}s: "
         f"failures are not slowed down (all: {[round(t, 2) for t in times]})")
     assert max(times) < 30, f"throttling delay out of bounds: {times}"
+
+
+def _plain(user, password):
+    import base64
+    payload = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    return f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>"
+
+
+def _tls_stream(server):
+    c = RawClient(server.port)
+    c.open_stream()
+    c.starttls()
+    c.open_stream()
+    return c
+
+
+def test_plain_abort_while_the_check_runs(server):
+    """A PLAIN password check runs on a worker thread; an <abort/> sent before its outcome ends
+    the exchange, and the check's late result must not log the client in."""
+    c = _tls_stream(server)
+    c.send(_plain("alice", server.users["alice"]) + f"<abort xmlns='{NS_SASL}'/>")
+    text = c.read_until(r"<failure[^>]*>\s*<aborted/>\s*</failure>")
+    text += c.nothing_for(1.0)
+    assert "<success" not in text, f"aborted exchange logged in: {text!r}"
+    # the stream is usable: a new exchange logs in
+    res = c.auth_plain("alice", server.users["alice"])
+    assert "<success" in res, res
+    c.close()
+
+
+def test_plain_second_auth_replaces_the_pending_one(server):
+    """<auth/> again while the first check runs: only the second exchange counts, whichever
+    order the checks finish in."""
+    c = _tls_stream(server)
+    c.send(_plain("alice", server.users["alice"]) + _plain("alice", "wrong password"))
+    text = c.read_until(r"</failure>|<failure[^>]*/>")
+    text += c.nothing_for(1.0)
+    assert "<success" not in text, f"the replaced exchange logged in: {text!r}"
+    assert "not-authorized" in text, text
+    c.close()
+    c = _tls_stream(server)
+    c.send(_plain("alice", "wrong password") + _plain("alice", server.users["alice"]))
+    text = c.read_until(r"<success[^>]*/>|</success>")
+    text += c.nothing_for(1.0)
+    assert text.count("<success") == 1 and "<failure" not in text, text
+    c.close()
+
+
+def test_plain_client_gone_while_the_check_runs(server):
+    """Connections that close right after <auth/>: each check finishes for nobody; the server
+    stays up and logs everyone else in."""
+    for _ in range(30):
+        c = _tls_stream(server)
+        c.send(_plain("alice", server.users["alice"]))
+        c.close()
+    c = RawClient(server.port)
+    assert c.login("bob", server.users["bob"])
+    c.close()
+    assert server.alive()

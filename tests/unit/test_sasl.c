@@ -1128,6 +1128,68 @@ test_failure_names(void **state)
     assert_string_equal(mp_sasl_failure_name(MP_SASL_F_ABORTED), "aborted");
 }
 
+/* PLAIN with the check deferred: the step stops at PENDING, the check runs apart from the
+ * session, and the outcome is the same as inline; a check never finished leaks nothing. */
+static int
+deferred_n(fixture *f, const char *msg, size_t len, int take, int *failure)
+{
+    mp_sasl_session *ss;
+    char *b64 = NULL, *out = NULL;
+    assert_int_equal(mp_sasl_start(f->sasl, "PLAIN", "localhost", &ch_tls, &ss), 0);
+    assert_int_equal(gsasl_base64_to(msg, len, &b64, NULL), GSASL_OK);
+    int r = mp_sasl_step(ss, b64, strlen(b64), &out, failure);
+    gsasl_free(b64);
+    assert_null(out);
+    if (r == MP_SASL_PENDING && take) {
+        mp_sasl_check *c = mp_sasl_take_check(ss);
+        assert_non_null(c);
+        assert_null(mp_sasl_take_check(ss)); /* taken once */
+        mp_sasl_check_run(c);
+        r = mp_sasl_check_finish(ss, c, failure);
+        if (r == MP_SASL_SUCCESS)
+            assert_string_equal(mp_sasl_username(ss), "alice");
+    }
+    mp_sasl_session_free(ss);
+    return r;
+}
+#define deferred(f, lit, take, failure) deferred_n(f, lit, sizeof lit - 1, take, failure)
+
+static void
+test_plain_deferred(void **state)
+{
+    fixture *f = *state;
+    int failure;
+    mp_sasl_defer_plain(f->sasl, 1);
+    assert_int_equal(deferred(f, "\0alice\0pencil", 1, &failure), MP_SASL_SUCCESS);
+    assert_int_equal(failure, MP_SASL_F_NONE);
+    assert_int_equal(deferred(f, "\0alice\0crayon", 1, &failure), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
+    /* unknown users go through the same PBKDF2 and fail at the same point */
+    assert_int_equal(deferred(f, "\0nobody\0pencil", 0, &failure), MP_SASL_PENDING);
+    assert_int_equal(deferred(f, "\0nobody\0pencil", 1, &failure), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_NOT_AUTHORIZED);
+    assert_int_equal(deferred(f, "\0weak\0pencil", 1, &failure), MP_SASL_FAILURE);
+    /* an authzid of someone else fails at once: nothing to defer */
+    assert_int_equal(deferred(f, "bob@localhost\0alice\0pencil", 1, &failure), MP_SASL_FAILURE);
+    assert_int_equal(failure, MP_SASL_F_INVALID_AUTHZID);
+    /* the session ends with its check never taken, or taken and never finished */
+    assert_int_equal(deferred(f, "\0alice\0pencil", 0, &failure), MP_SASL_PENDING);
+    mp_sasl_session *ss;
+    char *b64 = NULL, *out = NULL;
+    assert_int_equal(mp_sasl_start(f->sasl, "PLAIN", "localhost", &ch_tls, &ss), 0);
+    assert_int_equal(gsasl_base64_to("\0alice\0pencil", 13, &b64, NULL), GSASL_OK);
+    assert_int_equal(mp_sasl_step(ss, b64, strlen(b64), &out, &failure), MP_SASL_PENDING);
+    gsasl_free(b64);
+    mp_sasl_check *c = mp_sasl_take_check(ss);
+    mp_sasl_session_free(ss);
+    mp_sasl_check_run(c); /* on the worker, after its session went away */
+    mp_sasl_check_free(c);
+    mp_sasl_check_free(NULL);
+    /* off again: inline as before */
+    mp_sasl_defer_plain(f->sasl, 0);
+    assert_int_equal(deferred(f, "\0alice\0pencil", 1, &failure), MP_SASL_SUCCESS);
+}
+
 int
 main(void)
 {
@@ -1153,6 +1215,7 @@ main(void)
         T(test_empty_responses),
         T(test_offer),
         T(test_storage_error),
+        T(test_plain_deferred),
         cmocka_unit_test(test_failure_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
