@@ -252,6 +252,27 @@ async def sent_and_seen(sender, receiver, status, extra="", what=None):
     return await receiver.pres.take(marked(sender, status), what or f"presence {status!r}", T)
 
 
+async def alice_with_good_avatar(srv, good):
+    """Alice (FN Alice) and Bob online, Alice's PEP avatar `good` already in her vCard."""
+    a = await online(srv, "alice")
+    b = await online(srv, "bob")
+    await vcard_set(a, "<FN>Alice</FN>")
+    await publish_avatar(a, good)
+    want = ("Alice", [("image/png", good)])
+    await card_becomes(b, jid("alice"), want, "after a good avatar")
+    return a, b, want
+
+
+async def friends_with_avatar(srv, img):
+    """Alice and Bob online and mutual contacts, Alice's PEP avatar `img` in her vCard."""
+    a = await online(srv, "alice")
+    b = await online(srv, "bob")
+    await befriend(a, b, "alice", "bob")
+    await publish_avatar(a, img)
+    await card_becomes(b, jid("alice"), (None, [("image/png", img)]), "with the avatar")
+    return a, b
+
+
 # ---- the tests -------------------------------------------------------------------------------
 
 def test_account_announces_conversion(make_server):
@@ -322,12 +343,7 @@ def test_pep_hash_mismatch_leaves_vcard(make_server):
     actual = png(70, 80, 90)
 
     async def go():
-        a = await online(srv, "alice")
-        b = await online(srv, "bob")
-        await vcard_set(a, "<FN>Alice</FN>")
-        await publish_avatar(a, good)
-        want = ("Alice", [("image/png", good)])
-        await card_becomes(b, jid("alice"), want, "after a good avatar")
+        a, b, want = await alice_with_good_avatar(srv, good)
         # item id = SHA-1 of `claimed`, content `actual`
         await publish(a, NS_DATA, sha1(claimed), data_payload(actual))
         res = await publish(a, NS_META, sha1(claimed),
@@ -414,11 +430,7 @@ def test_presence_carries_hash_everywhere(make_server):
     h = sha1(img)
 
     async def go():
-        a = await online(srv, "alice")
-        b = await online(srv, "bob")
-        await befriend(a, b, "alice", "bob")
-        await publish_avatar(a, img)
-        await card_becomes(b, jid("alice"), (None, [("image/png", img)]), "with the avatar")
+        a, b = await friends_with_avatar(srv, img)
         await close_all(a)
         # a new session: its initial presence is a bare <presence/>
         b.pres.clear()
@@ -465,11 +477,7 @@ def test_presence_client_update_element(make_server):
     h = sha1(img)
 
     async def go():
-        a = await online(srv, "alice")
-        b = await online(srv, "bob")
-        await befriend(a, b, "alice", "bob")
-        await publish_avatar(a, img)
-        await card_becomes(b, jid("alice"), (None, [("image/png", img)]), "with the avatar")
+        a, b = await friends_with_avatar(srv, img)
         p = await sent_and_seen(a, b, "plain")
         assert photo(p) == h, p
         p = await sent_and_seen(a, b, "empty photo", f"<x xmlns='{NS_UPDATE}'><photo/></x>")
@@ -510,11 +518,7 @@ def test_hash_survives_restart(make_server):
     img = png(77, 88, 99)
 
     async def before():
-        a = await online(srv, "alice")
-        b = await online(srv, "bob")
-        await befriend(a, b, "alice", "bob")
-        await publish_avatar(a, img)
-        await card_becomes(b, jid("alice"), (None, [("image/png", img)]), "with the avatar")
+        a, b = await friends_with_avatar(srv, img)
         await close_all(a, b)
     run(before())
     assert srv.stop() == 0
@@ -540,12 +544,7 @@ def test_bad_metadata_leaves_vcard(make_server):
     garbled = png(62, 72, 82)
 
     async def go():
-        a = await online(srv, "alice")
-        b = await online(srv, "bob")
-        await vcard_set(a, "<FN>Alice</FN>")
-        await publish_avatar(a, good)
-        want = ("Alice", [("image/png", good)])
-        await card_becomes(b, jid("alice"), want, "after a good avatar")
+        a, b, want = await alice_with_good_avatar(srv, good)
         # no data item under this id
         try:
             await publish(a, NS_META, sha1(missing),
