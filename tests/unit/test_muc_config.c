@@ -281,6 +281,17 @@ test_lists(void **state)
     assert_int_equal(muc_affil_of(r, "crone@example.org"), MUC_AFF_NONE);
     assert_int_equal(muc_affil_of(r, "witch@example.org"), MUC_OWNER);
     assert_int_equal(r->affiliations.count, 2);
+    /* the only owner listed among the admins, no owners list: still the owner (found by
+     * fuzz_forms: the room was left without one) */
+    assert_int_equal(apply(f,
+                           FORM_HEAD "<field var='muc#roomconfig_roomadmins'>"
+                                     "<value>witch@example.org</value>"
+                                     "<value>hecate@example.org</value></field></x>",
+                           codes),
+                     0);
+    assert_int_equal(muc_affil_of(r, "witch@example.org"), MUC_OWNER);
+    assert_int_equal(muc_affil_of(r, "hecate@example.org"), MUC_ADMIN);
+    assert_int_equal(muc_affil_of(r, "hag@example.org"), MUC_AFF_NONE); /* full list */
 }
 
 static int

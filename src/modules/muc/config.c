@@ -273,7 +273,8 @@ listed(const jid_list *l, const char *bare)
 
 /* The submitted lists are full lists (§10.2): listed JIDs get the affiliation, admins or owners
  * left out lose it. An empty or absent list changes nothing, so no form leaves a room without
- * owners. Owners win over admins. */
+ * owners. Owners win over admins, and without an owners list an owner listed as admin stays an
+ * owner. */
 static int
 apply_lists(muc_room *room, const jid_list *admins, const jid_list *owners, mp_arena *a)
 {
@@ -295,9 +296,15 @@ apply_lists(muc_room *room, const jid_list *admins, const jid_list *owners, mp_a
         if (!copy || muc_affil_set(room, copy, MUC_AFF_NONE, "") < 0)
             return MP_ENOMEM;
     }
-    for (size_t i = 0; i < admins->n; i++)
-        if (!listed(owners, admins->v[i]) && muc_affil_set(room, admins->v[i], MUC_ADMIN, "") < 0)
+    for (size_t i = 0; i < admins->n; i++) {
+        /* without an owners list the owners stay: an owner among the admins is not demoted,
+         * which could leave the room with none */
+        if (listed(owners, admins->v[i]) ||
+            (!owners->n && muc_affil_of(room, admins->v[i]) == MUC_OWNER))
+            continue;
+        if (muc_affil_set(room, admins->v[i], MUC_ADMIN, "") < 0)
             return MP_ENOMEM;
+    }
     for (size_t i = 0; i < owners->n; i++)
         if (muc_affil_set(room, owners->v[i], MUC_OWNER, "") < 0)
             return MP_ENOMEM;
