@@ -379,6 +379,21 @@ def test_empty_metadata_removes_photo(make_server):
     run(go())
 
 
+def test_retracted_metadata_removes_photo(make_server):
+    """The avatar withdrawn by retracting its metadata item rather than publishing an empty one:
+    once no metadata item is left, the vCard has no PHOTO either."""
+    srv = make_server(users={"alice": None, "bob": None})
+    img = png(34, 67, 98)
+
+    async def go():
+        a, b, want = await alice_with_good_avatar(srv, img)
+        await iq_with(a, "set", f"<pubsub xmlns='{NS_PS}'><retract node='{NS_META}'>"
+                                f"<item id='{sha1(img)}'/></retract></pubsub>").send(timeout=T)
+        await card_becomes(b, jid("alice"), ("Alice", []), "after the metadata was retracted")
+        await close_all(a, b)
+    run(go())
+
+
 def test_vcard_photo_published_to_pep(make_server):
     """§3.2: a vCard with a photo fills the data and metadata nodes; Bob, a contact with
     +notify for the metadata, is notified and may read it (access model presence)."""

@@ -216,6 +216,34 @@ ps_avatar_on_publish(ps_ctx *cx, const mp_xnode *metadata)
         mp_warn("avatar of %s: vCard not updated: %s", cx->service, mp_strerror(rc));
 }
 
+typedef struct any_item {
+    int found;
+} any_item;
+
+static int
+note_item(const mp_ps_item *it, void *ud)
+{
+    ((any_item *)ud)->found = 1;
+    return 0;
+}
+
+void
+ps_avatar_on_retract(ps_ctx *cx)
+{
+    ps_module *pm = cx->pm;
+    if (!cx->pep || pm->avatar_syncing || !conversion_on(pm) ||
+        !mp_acl_allows(pm->core, MP_ACL_SAVE_VCARD, cx->service))
+        return;
+    /* the last metadata item retracted: no avatar any more, as with empty metadata */
+    mp_store *st = mp_core_store(pm->core);
+    any_item ai = {0};
+    int rc = st->ops->ps_item_get(st, cx->service, MP_NS_AVATAR_META, NULL, 1, note_item, &ai);
+    if (rc == 0 && !ai.found)
+        rc = store_vcard_photo(cx, NULL, NULL, 0, "");
+    if (rc < 0 && rc != MP_ENOTFOUND)
+        mp_warn("avatar of %s: vCard not updated: %s", cx->service, mp_strerror(rc));
+}
+
 /* ---- vCard to PEP ---- */
 
 /* XEP-0084 wants a type; a vCard may lack one. */

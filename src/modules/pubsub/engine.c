@@ -359,6 +359,8 @@ ps_retract_item(ps_ctx *cx, const ps_node *n, const char *id, int notify)
         ps_notify_items(cx, n, id, NULL, NULL, 1);
     if (cx->pep && strcmp(n->name, PS_NS_BOOKMARKS) == 0)
         ps_bookmarks_to_private(cx);
+    if (cx->pep && strcmp(n->name, "urn:xmpp:avatar:metadata") == 0)
+        ps_avatar_on_retract(cx);
     return 0;
 }
 

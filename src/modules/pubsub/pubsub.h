@@ -207,6 +207,8 @@ void ps_on_presence(struct mp_core *core, const char *full, const mp_xnode *pres
 
 /* avatar.c: after a publish to the account's urn:xmpp:avatar:metadata (XEP-0398 §3.1) */
 void ps_avatar_on_publish(ps_ctx *cx, const mp_xnode *metadata);
+/* avatar.c: after a retract from it; the last item gone removes the vCard's PHOTO */
+void ps_avatar_on_retract(ps_ctx *cx);
 
 /* bookmarks.c: after a change of the PEP bookmarks node, rewrite the legacy document */
 void ps_bookmarks_to_private(ps_ctx *cx);
