@@ -838,6 +838,16 @@ mp_sasl_check_run(mp_sasl_check *c)
     c->ok = mp_scram_check_password(c->password, &c->cred);
 }
 
+int
+mp_sasl_check_now(mp_sasl_session *ss, int *failure)
+{
+    mp_sasl_check *c = mp_sasl_take_check(ss);
+    if (!c)
+        return fail(ss, MP_SASL_F_TEMPORARY_AUTH_FAILURE, failure);
+    mp_sasl_check_run(c);
+    return mp_sasl_check_finish(ss, c, failure);
+}
+
 void
 mp_sasl_check_free(mp_sasl_check *c)
 {

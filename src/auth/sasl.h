@@ -83,6 +83,8 @@ void mp_sasl_check_run(mp_sasl_check *c);
 /* End the pending step with the check's outcome: MP_SASL_SUCCESS or MP_SASL_FAILURE (with
  * *failure set as mp_sasl_step would). Frees c. */
 int mp_sasl_check_finish(mp_sasl_session *ss, mp_sasl_check *c, int *failure);
+/* Take, run and finish the pending check here and now (no thread to hand it to). */
+int mp_sasl_check_now(mp_sasl_session *ss, int *failure);
 /* Free a check that will not be finished (its session went away). NULL is fine. */
 void mp_sasl_check_free(mp_sasl_check *c);
 

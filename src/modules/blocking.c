@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JID_MAX (3 * MP_JID_PART_MAX + 3)
-
 static int
 internal(mp_iq *iq)
 {
@@ -66,7 +64,7 @@ request_jids(mp_iq *iq, const char ***out)
             return MP_EINVAL;
         }
         mp_jid j;
-        char full[JID_MAX];
+        char full[MP_JID_MAX];
         if (mp_jid_prep(v, strlen(v), &j) < 0 || mp_jid_full(&j, full, sizeof full) < 0) {
             mp_iq_error(iq, "modify", "jid-malformed");
             return MP_EINVAL;

@@ -16,7 +16,6 @@
 
 #define KIND_AVATAR "avatar"
 #define KIND_VCARD "vcard"
-#define JID_MAX (3 * MP_JID_PART_MAX + 3)
 
 static int
 is_hash(const char *s, size_t len)
@@ -86,7 +85,7 @@ mp_core_avatar_set(mp_core *core, const char *domain, const char *node, const ch
     int rc = st->ops->blob_put(st, domain, node, KIND_AVATAR, "", hash, hl);
     if (rc < 0)
         return rc;
-    char bare[JID_MAX];
+    char bare[MP_JID_MAX];
     int bl = snprintf(bare, sizeof bare, "%s@%s", node, domain);
     mp_user *u = bl > 0 && (size_t)bl < sizeof bare ? mp_core_user(core, bare, (size_t)bl) : NULL;
     if (u) {

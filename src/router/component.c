@@ -24,7 +24,6 @@
 #include <string.h>
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define JID_MAX (3 * MP_JID_PART_MAX + 3)
 #define IQ_TIMEOUT_MS 30000
 #define IQ_SWEEP_MS 1000
 
@@ -247,7 +246,7 @@ mp_module_component(mp_module *m, const char *label, mp_component_fn fn, void *u
         }
     }
     for (size_t h = 0; h < core->cfg->nhosts; h++) {
-        char d[JID_MAX];
+        char d[MP_JID_MAX];
         snprintf(d, sizeof d, "%s.%s", label, core->cfg->hosts[h]);
         if (mp_config_is_host(core->cfg, d, strlen(d))) {
             mp_err("module %s: %s is a host of its own, not a component", mp_module_name(m), d);
@@ -413,7 +412,7 @@ int
 mp_component_stanza(mp_core *core, const mp_component *c, mp_cstream *s, const char *from,
                     size_t from_len, const mp_jid *to, int kind, const char *bytes, size_t len)
 {
-    char fromz[JID_MAX], toz[JID_MAX], type[32], id[1024];
+    char fromz[MP_JID_MAX], toz[MP_JID_MAX], type[32], id[1024];
     if (from_len >= sizeof fromz)
         return MP_EINVAL;
     memcpy(fromz, from, from_len);
@@ -765,7 +764,7 @@ mp_core_offline_notify(mp_core *core, const char *bare, const char *from, const 
     struct mp_services *sv = core->services;
     if (!sv || core->stopping)
         return;
-    char fromz[JID_MAX];
+    char fromz[MP_JID_MAX];
     if (!from) {
         if (mp_start_tag_attr(bytes, len, "from", fromz, sizeof fromz) < 0)
             fromz[0] = '\0';

@@ -26,8 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-#define JID_MAX (3 * MP_JID_PART_MAX + 3)
-
 /* Bytes of a stanza without 'to' get one after the element name. */
 void
 mp_deliver_to(mp_core *core, mp_cstream *r, const char *bytes, size_t len, const char *to,
@@ -172,7 +170,7 @@ mp_presence_subscription(mp_core *core, mp_cstream *s, const char *contact, int 
                          int from_client)
 {
     const char *domain = core->cfg->hosts[s->host];
-    char user[JID_MAX];
+    char user[MP_JID_MAX];
     memcpy(user, s->full, s->bare_len);
     user[s->bare_len] = '\0';
     if (strcmp(user, contact) == 0)
@@ -286,7 +284,7 @@ go_unavailable(mp_core *core, mp_cstream *s, const char *bytes, size_t len)
         mp_jid j;
         if (mp_jid_prep(d->jid, d->len, &j) < 0)
             continue;
-        char bare[JID_MAX];
+        char bare[MP_JID_MAX];
         int bl = mp_jid_bare(&j, bare, sizeof bare);
         mp_user *u = bl > 0 ? mp_core_user(core, bare, (size_t)bl) : NULL;
         if (mp_privacy_blocks(core, s, MP_PRIV_POUT, d->jid, d->len))
@@ -375,7 +373,7 @@ remember_directed(mp_cstream *s, const char *to, size_t len, int available)
 static void
 directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
 {
-    char bare[JID_MAX];
+    char bare[MP_JID_MAX];
     int bl = mp_jid_bare(to, bare, sizeof bare);
     if (bl < 0 || !to->node_len || !mp_config_is_host(core->cfg, to->domain, to->domain_len))
         return; /* presence to servers and remote users is dropped until federation */
@@ -407,7 +405,7 @@ directed(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid *to)
     mp_buf_free(&av);
     if (mp_frame_type_is(f, "error"))
         return;
-    char full[JID_MAX];
+    char full[MP_JID_MAX];
     int fl = mp_jid_full(to, full, sizeof full);
     if (fl > 0)
         remember_directed(s, full, (size_t)fl, !mp_frame_type_is(f, "unavailable"));
@@ -434,7 +432,7 @@ component_presence(mp_core *core, mp_cstream *s, const mp_frame *f, const mp_jid
     if (rc < 0 || mp_frame_type_is(f, "error") || mp_frame_type_is(f, "probe") ||
         mp_sub_type_parse(mp_frame_type(f), f->type_len) >= 0)
         return;
-    char full[JID_MAX];
+    char full[MP_JID_MAX];
     int fl = mp_jid_full(to, full, sizeof full);
     if (fl > 0)
         remember_directed(s, full, (size_t)fl, !mp_frame_type_is(f, "unavailable"));
@@ -463,7 +461,7 @@ mp_presence_outbound(mp_core *core, mp_cstream *s, const mp_frame *f)
     }
     int sub = mp_sub_type_parse(mp_frame_type(f), f->type_len);
     if (sub >= 0) {
-        char bare[JID_MAX];
+        char bare[MP_JID_MAX];
         if (to.node_len && mp_jid_bare(&to, bare, sizeof bare) > 0 &&
             !mp_acl_subscription_refused(core, s, f, bare, sub) &&
             !mp_privacy_blocks(core, s, MP_PRIV_OTHER, bare, strlen(bare)))
@@ -521,7 +519,7 @@ mp_offline_store_bytes(mp_core *core, const char *domain, const char *node, cons
     if (rc == 0)
         mp_archive_flush(core); /* stored offline means durable: commit an open archive batch */
     if (rc == 0 && !acked) { /* XEP-0357: an acked one was announced while pending */
-        char bare[JID_MAX];
+        char bare[MP_JID_MAX];
         snprintf(bare, sizeof bare, "%s@%s", node, domain);
         mp_core_offline_notify(core, bare, NULL, bytes, len, MP_OFFLINE_STORED);
     }

@@ -19,7 +19,6 @@
 
 #define KIND_PRIVACY "privacy"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define JID_MAX (3 * MP_JID_PART_MAX + 3)
 
 /* ---- lists ---- */
 
@@ -64,7 +63,7 @@ static int
 set_jid(mp_privacy_item *it, const char *value)
 {
     mp_jid j;
-    char full[JID_MAX];
+    char full[MP_JID_MAX];
     if (mp_jid_prep(value, strlen(value), &j) < 0 || mp_jid_full(&j, full, sizeof full) < 0)
         return MP_EINVAL;
     size_t n = j.node_len + j.domain_len + j.resource_len + 3;
@@ -456,7 +455,7 @@ done:
 typedef struct roster_ud {
     mp_core *core;
     const char *domain, *node;
-    char bare[JID_MAX];
+    char bare[MP_JID_MAX];
     mp_item_copy copy;
 } roster_ud;
 
@@ -742,7 +741,7 @@ static void
 each_target(mp_core *core, const char *jid, each_fn fn, void *ud)
 {
     mp_jid j;
-    char bare[JID_MAX];
+    char bare[MP_JID_MAX];
     if (mp_jid_prep(jid, strlen(jid), &j) < 0 || !j.node_len ||
         mp_jid_bare(&j, bare, sizeof bare) < 0)
         return;
@@ -805,7 +804,7 @@ mp_privacy_send_presence(mp_core *core, uint64_t conn, const char *jid)
     if (!s)
         return;
     mp_jid j;
-    char bare[JID_MAX];
+    char bare[MP_JID_MAX];
     if (mp_jid_prep(jid, strlen(jid), &j) < 0 || mp_jid_bare(&j, bare, sizeof bare) < 0)
         return;
     mp_item_copy c;

@@ -227,22 +227,21 @@ static void
 sasl_defer(mp_core *core, mp_cstream *s)
 {
     sasl_job *job = calloc(1, sizeof *job);
-    mp_sasl_check *c = mp_sasl_take_check(s->sasl);
-    if (job && c) {
+    int failure = 0, r;
+    if (!job) {
+        r = mp_sasl_check_now(s->sasl, &failure);
+    } else {
         job->req.data = job;
         job->core = core;
         job->conn = s->conn;
-        job->check = c;
+        job->check = mp_sasl_take_check(s->sasl); /* never NULL after PENDING */
         if (uv_queue_work(core->loop, &job->req, sasl_job_run, sasl_job_done) == 0) {
             s->sasl_job = job;
             return;
         }
-    }
-    free(job);
-    int failure = MP_SASL_F_TEMPORARY_AUTH_FAILURE, r = MP_SASL_FAILURE;
-    if (c) {
-        mp_sasl_check_run(c);
-        r = mp_sasl_check_finish(s->sasl, c, &failure);
+        mp_sasl_check_run(job->check); /* not queued: done here after all */
+        r = mp_sasl_check_finish(s->sasl, job->check, &failure);
+        free(job);
     }
     sasl_outcome(core, s, r, NULL, failure);
 }
@@ -577,12 +576,8 @@ check_password(mp_core *core, mp_cstream *s, const char *user, const char *passw
     *failure = 0;
     r = mp_sasl_step(ss, b64, (size_t)n, &extra, failure);
     free(extra);
-    if (r == MP_SASL_PENDING) { /* XEP-0078 is rare: its check runs inline */
-        mp_sasl_check *c = mp_sasl_take_check(ss);
-        if (c)
-            mp_sasl_check_run(c);
-        r = c ? mp_sasl_check_finish(ss, c, failure) : MP_SASL_FAILURE;
-    }
+    if (r == MP_SASL_PENDING) /* XEP-0078 is rare: its check runs inline */
+        r = mp_sasl_check_now(ss, failure);
     const char *who = r == MP_SASL_SUCCESS ? mp_sasl_username(ss) : mp_sasl_attempted_user(ss);
     if (who)
         snprintf(attempted, att_cap, "%s", who);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #define MP_JID_PART_MAX 1023
+#define MP_JID_MAX (3 * MP_JID_PART_MAX + 3) /* node@domain/resource and its NUL */
 
 /* Scratch value (3 KiB): use on the stack, never keep one per session. */
 typedef struct mp_jid {

@@ -380,8 +380,8 @@ def test_empty_metadata_removes_photo(make_server):
 
 
 def test_retracted_metadata_removes_photo(make_server):
-    """The avatar withdrawn by retracting its metadata item rather than publishing an empty one:
-    once no metadata item is left, the vCard has no PHOTO either."""
+    """The avatar withdrawn by retracting its metadata item, or deleting the node, rather than
+    publishing empty metadata: once no metadata item is left, the vCard has no PHOTO either."""
     srv = make_server(users={"alice": None, "bob": None})
     img = png(34, 67, 98)
 
@@ -390,6 +390,12 @@ def test_retracted_metadata_removes_photo(make_server):
         await iq_with(a, "set", f"<pubsub xmlns='{NS_PS}'><retract node='{NS_META}'>"
                                 f"<item id='{sha1(img)}'/></retract></pubsub>").send(timeout=T)
         await card_becomes(b, jid("alice"), ("Alice", []), "after the metadata was retracted")
+        # the same when the owner deletes the whole metadata node
+        await publish_avatar(a, img)
+        await card_becomes(b, jid("alice"), want, "with the avatar again")
+        await iq_with(a, "set", f"<pubsub xmlns='{NS_PS}#owner'><delete node='{NS_META}'/>"
+                                "</pubsub>").send(timeout=T)
+        await card_becomes(b, jid("alice"), ("Alice", []), "after the metadata node was deleted")
         await close_all(a, b)
     run(go())
 

@@ -228,13 +228,13 @@ note_item(const mp_ps_item *it, void *ud)
 }
 
 void
-ps_avatar_on_retract(ps_ctx *cx)
+ps_avatar_on_removed(ps_ctx *cx)
 {
     ps_module *pm = cx->pm;
     if (!cx->pep || pm->avatar_syncing || !conversion_on(pm) ||
         !mp_acl_allows(pm->core, MP_ACL_SAVE_VCARD, cx->service))
         return;
-    /* the last metadata item retracted: no avatar any more, as with empty metadata */
+    /* no metadata item left: no avatar any more, as with empty metadata */
     mp_store *st = mp_core_store(pm->core);
     any_item ai = {0};
     int rc = st->ops->ps_item_get(st, cx->service, MP_NS_AVATAR_META, NULL, 1, note_item, &ai);
@@ -349,21 +349,7 @@ mp_pubsub_avatar_from_vcard(struct mp_core *core, const char *domain, const char
     ps_module *pm = ps_module_get(core);
     if (!pm || !conversion_on(pm))
         return;
-    mp_arena a;
-    mp_arena_init(&a, 4096);
-    size_t nl = strlen(node), dl = strlen(domain);
-    char *bare = mp_arena_alloc(&a, nl + dl + 2);
-    int rc = MP_ENOMEM;
-    if (bare) {
-        memcpy(bare, node, nl);
-        bare[nl] = '@';
-        memcpy(bare + nl + 1, domain, dl + 1);
-        ps_ctx cx = {pm, &a, bare, 1, bare, bare};
-        pm->avatar_syncing = 1;
-        rc = from_vcard(&cx, vcard);
-        pm->avatar_syncing = 0;
-    }
+    int rc = ps_as_account(pm, domain, node, &pm->avatar_syncing, from_vcard, vcard);
     if (rc < 0)
         mp_warn("avatar of %s@%s: not published in PEP: %s", node, domain, mp_strerror(rc));
-    mp_arena_free(&a);
 }

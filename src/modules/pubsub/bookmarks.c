@@ -213,20 +213,7 @@ mp_pubsub_bookmarks_from_private(struct mp_core *core, const char *domain, const
     ps_module *pm = ps_module_get(core);
     if (!pm)
         return;
-    mp_arena a;
-    mp_arena_init(&a, 4096);
-    size_t len = strlen(node) + strlen(domain) + 2;
-    char *bare = mp_arena_alloc(&a, len);
-    if (bare) {
-        memcpy(bare, node, strlen(node));
-        bare[strlen(node)] = '@';
-        memcpy(bare + strlen(node) + 1, domain, strlen(domain) + 1);
-        ps_ctx cx = {pm, &a, bare, 1, bare, bare};
-        pm->syncing = 1;
-        int rc = sync_from(&cx, storage);
-        pm->syncing = 0;
-        if (rc < 0)
-            mp_warn("bookmarks of %s: PEP items not updated: %s", bare, mp_strerror(rc));
-    }
-    mp_arena_free(&a);
+    int rc = ps_as_account(pm, domain, node, &pm->syncing, sync_from, storage);
+    if (rc < 0)
+        mp_warn("bookmarks of %s@%s: PEP items not updated: %s", node, domain, mp_strerror(rc));
 }

@@ -3,6 +3,7 @@
  * from and written to storage as it happens: a request costs a few indexed SQLite statements,
  * and nothing is lost at a restart. */
 #include "modules/pubsub/pubsub.h"
+#include "xmpp/avatar.h"
 #include "router/core.h"
 #include "router/subscription.h"
 #include "base/config.h"
@@ -319,6 +320,21 @@ may_create(ps_ctx *cx)
     return at && mp_config_is_host(mp_core_config(cx->pm->core), at + 1, strlen(at + 1));
 }
 
+/* PEP nodes whose items mirror other data of the account: XEP-0402 bookmarks (XEP-0411) and
+ * XEP-0084 avatars (XEP-0398). After a publish, or after items went (retract, purge, delete). */
+static void
+pep_items_changed(ps_ctx *cx, const ps_node *n, int published, const mp_xnode *payload)
+{
+    if (!cx->pep)
+        return;
+    if (strcmp(n->name, PS_NS_BOOKMARKS) == 0)
+        ps_bookmarks_to_private(cx);
+    else if (strcmp(n->name, MP_NS_AVATAR_META) == 0 && published)
+        ps_avatar_on_publish(cx, payload);
+    else if (strcmp(n->name, MP_NS_AVATAR_META) == 0)
+        ps_avatar_on_removed(cx);
+}
+
 int
 ps_publish_item(ps_ctx *cx, const ps_node *n, const char *id, const mp_xnode *payload)
 {
@@ -341,10 +357,7 @@ ps_publish_item(ps_ctx *cx, const ps_node *n, const char *id, const mp_xnode *pa
             return rc;
     }
     ps_notify_items(cx, n, id, payload, cx->from, 0);
-    if (cx->pep && strcmp(n->name, PS_NS_BOOKMARKS) == 0)
-        ps_bookmarks_to_private(cx);
-    if (cx->pep && strcmp(n->name, "urn:xmpp:avatar:metadata") == 0)
-        ps_avatar_on_publish(cx, payload);
+    pep_items_changed(cx, n, 1, payload);
     return 0;
 }
 
@@ -357,10 +370,7 @@ ps_retract_item(ps_ctx *cx, const ps_node *n, const char *id, int notify)
         return rc;
     if (notify)
         ps_notify_items(cx, n, id, NULL, NULL, 1);
-    if (cx->pep && strcmp(n->name, PS_NS_BOOKMARKS) == 0)
-        ps_bookmarks_to_private(cx);
-    if (cx->pep && strcmp(n->name, "urn:xmpp:avatar:metadata") == 0)
-        ps_avatar_on_retract(cx);
+    pep_items_changed(cx, n, 0, NULL);
     return 0;
 }
 
@@ -724,8 +734,7 @@ do_delete(ps_ctx *cx, mp_iq *iq, const mp_xnode *e)
     int rc = st->ops->ps_node_delete(st, cx->service, n.name);
     if (rc < 0 && rc != MP_ENOTFOUND)
         return internal(cx, iq, rc, "delete");
-    if (cx->pep && strcmp(n.name, PS_NS_BOOKMARKS) == 0)
-        ps_bookmarks_to_private(cx);
+    pep_items_changed(cx, &n, 0, NULL);
     return mp_iq_result(iq, NULL);
 }
 
@@ -743,8 +752,7 @@ do_purge(ps_ctx *cx, mp_iq *iq, const mp_xnode *e)
         return internal(cx, iq, rc, "purge");
     if (n.cfg.notify_retract)
         ps_notify_node(cx, &n, "purge");
-    if (cx->pep && strcmp(n.name, PS_NS_BOOKMARKS) == 0)
-        ps_bookmarks_to_private(cx);
+    pep_items_changed(cx, &n, 0, NULL);
     return mp_iq_result(iq, NULL);
 }
 

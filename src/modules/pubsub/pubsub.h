@@ -207,11 +207,16 @@ void ps_on_presence(struct mp_core *core, const char *full, const mp_xnode *pres
 
 /* avatar.c: after a publish to the account's urn:xmpp:avatar:metadata (XEP-0398 §3.1) */
 void ps_avatar_on_publish(ps_ctx *cx, const mp_xnode *metadata);
-/* avatar.c: after a retract from it; the last item gone removes the vCard's PHOTO */
-void ps_avatar_on_retract(ps_ctx *cx);
+/* avatar.c: after items of it went (retract, purge, delete); none left removes the PHOTO */
+void ps_avatar_on_removed(ps_ctx *cx);
 
 /* bookmarks.c: after a change of the PEP bookmarks node, rewrite the legacy document */
 void ps_bookmarks_to_private(ps_ctx *cx);
 ps_module *ps_module_get(struct mp_core *core);
+/* Run fn(cx, el) with a context for the PEP service of node@domain acting as the account itself
+ * (a change that came from its private storage or vCard), *syncing set meanwhile so that the
+ * change does not travel back. Returns fn's result or MP_ENOMEM. */
+int ps_as_account(ps_module *pm, const char *domain, const char *node, int *syncing,
+                  int (*fn)(ps_ctx *cx, const mp_xnode *el), const mp_xnode *el);
 
 #endif

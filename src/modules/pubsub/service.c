@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,25 @@ ps_module_get(struct mp_core *core)
         if (pm->core == core)
             return pm;
     return NULL;
+}
+
+int
+ps_as_account(ps_module *pm, const char *domain, const char *node, int *syncing,
+              int (*fn)(ps_ctx *cx, const mp_xnode *el), const mp_xnode *el)
+{
+    mp_arena a;
+    mp_arena_init(&a, 4096);
+    char *bare = mp_arena_alloc(&a, strlen(node) + 1 + strlen(domain) + 1);
+    int rc = MP_ENOMEM;
+    if (bare) {
+        sprintf(bare, "%s@%s", node, domain);
+        ps_ctx cx = {pm, &a, bare, 1, bare, bare};
+        *syncing = 1;
+        rc = fn(&cx, el);
+        *syncing = 0;
+    }
+    mp_arena_free(&a);
+    return rc;
 }
 
 static const char *const features[] = {

@@ -18,6 +18,9 @@ typedef struct sqlite_store {
 
 /* Log the connection's last error about what; returns MP_EIO. */
 int mp_sq_fail(sqlite_store *s, const char *what);
+/* Step an INSERT (create) or UPDATE of one row: 0, MP_EEXIST (the row is there: create),
+ * MP_ENOTFOUND (no such row: update) or MP_EIO (logged with what). */
+int mp_sq_put_step(sqlite_store *s, sqlite3_stmt *q, int create, const char *what);
 /* Run SQL without results (several statements allowed); 0 or MP_EIO, logged. */
 int mp_sq_exec(sqlite_store *s, const char *sql);
 /* Prepare a statement kept for the life of the connection. */

@@ -252,13 +252,7 @@ mp_sq_ps_node_put(mp_store *st, const char *service, const char *node, const cha
         rc = mp_sq_fail(s, "ps_node_put bind");
         goto out;
     }
-    int step = sqlite3_step(q);
-    if (step == SQLITE_DONE)
-        rc = create || sqlite3_changes(s->db) > 0 ? 0 : MP_ENOTFOUND;
-    else if (create && step == SQLITE_CONSTRAINT_PRIMARYKEY)
-        rc = MP_EEXIST;
-    else
-        rc = mp_sq_fail(s, "ps_node_put");
+    rc = mp_sq_put_step(s, q, create, "ps_node_put");
 out:
     mp_sq_done(q);
     return rc;

@@ -153,6 +153,17 @@ mp_sq_fail(sqlite_store *s, const char *what)
 }
 
 int
+mp_sq_put_step(sqlite_store *s, sqlite3_stmt *q, int create, const char *what)
+{
+    int step = sqlite3_step(q);
+    if (step == SQLITE_DONE)
+        return create || sqlite3_changes(s->db) > 0 ? 0 : MP_ENOTFOUND;
+    if (create && step == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return MP_EEXIST;
+    return mp_sq_fail(s, what);
+}
+
+int
 mp_sq_exec(sqlite_store *s, const char *sql)
 {
     char *msg = NULL;
@@ -374,13 +385,7 @@ sq_user_put(mp_store *st, const char *domain, const char *node, const mp_user_cr
         rc = mp_sq_fail(s, "user_put bind");
         goto out;
     }
-    int step = sqlite3_step(q);
-    if (step == SQLITE_DONE)
-        rc = create || sqlite3_changes(s->db) > 0 ? 0 : MP_ENOTFOUND;
-    else if (create && step == SQLITE_CONSTRAINT_PRIMARYKEY)
-        rc = MP_EEXIST;
-    else
-        rc = mp_sq_fail(s, "user_put");
+    rc = mp_sq_put_step(s, q, create, "user_put");
 out:
     mp_sq_done(q);
     return rc;
